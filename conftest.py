@@ -1,0 +1,7 @@
+"""Test-wide settings: every test and notebook kernel runs in the fast `smoke` profile, offline."""
+import os
+
+# Kernels started by nbval inherit this process's environment, so setting it here reaches the notebooks.
+os.environ["UNET_COURSE_PROFILE"] = "smoke"
+os.environ.setdefault("UNET_COURSE_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")

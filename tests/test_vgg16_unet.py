@@ -1,0 +1,93 @@
+"""VGG16-UNet: encoder taps, decoder widths, weight loading and its offline fallback."""
+import time
+import warnings
+
+import pytest
+import torch
+from torchvision.models import vgg16
+
+from utils.models import VGG16UNet, count_parameters
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("UNET_COURSE_OFFLINE", "1")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+
+def test_taps_are_taken_after_the_relus():
+    model = VGG16UNet(pretrained=False)
+    assert [type(stage[-1]).__name__ for stage in model.encoder] == ["ReLU"] * 5
+    assert [stage[-2].out_channels for stage in model.encoder] == [64, 128, 256, 512, 512]
+    assert [block.conv[3].out_channels for block in model.decoder] == [512, 256, 128, 64]
+
+
+@pytest.mark.parametrize("skip", [True, False])
+@pytest.mark.parametrize("size", [(64, 64), (97, 131)])
+def test_output_shape_and_range(skip, size):
+    model = VGG16UNet(pretrained=False, skip=skip).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, *size))
+    assert out.shape == (1, 1, *size)
+    assert 0 <= out.min() and out.max() <= 1
+
+
+def test_skip_false_has_fewer_parameters():
+    with_skip = count_parameters(VGG16UNet(pretrained=False))
+    without = count_parameters(VGG16UNet(pretrained=False, skip=False))
+    assert with_skip - without == 9 * (512 * 512 + 256 * 256 + 128 * 128 + 64 * 64)
+
+
+def test_offline_pretrained_warns_fast_and_falls_back():
+    start = time.perf_counter()
+    with pytest.warns(UserWarning, match="ImageNet weights unavailable"):
+        model = VGG16UNet(pretrained=True)
+    assert time.perf_counter() - start < 10
+    assert model.weights_source.startswith("random")
+
+
+def test_weights_path_loads_a_full_vgg16_state_dict(tmp_path):
+    reference = vgg16(weights=None)
+    path = tmp_path / "vgg16.pth"
+    torch.save(reference.state_dict(), path)
+    model = VGG16UNet(weights_path=path)
+    assert torch.equal(model.encoder[0][0].weight, reference.features[0].weight)
+    assert torch.equal(model.encoder[4][-2].weight, reference.features[28].weight)
+    assert "local file" in model.weights_source
+
+
+def test_cached_imagenet_weights_are_used_without_network(tmp_path):
+    reference = vgg16(weights=None)
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(reference.state_dict(), checkpoints / "vgg16-397923af.pth")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = VGG16UNet(pretrained=True)
+    assert model.weights_source.startswith("ImageNet")
+    assert torch.equal(model.encoder[2][1].weight, reference.features[10].weight)
+
+
+def test_missing_weights_path_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        VGG16UNet(weights_path=tmp_path / "nope.pth")
+
+
+def test_freeze_encoder_trains_only_the_decoder():
+    model = VGG16UNet(pretrained=False, freeze_encoder=True)
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    model(torch.rand(1, 3, 32, 32)).mean().backward()
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert all(p.grad is not None for p in model.decoder.parameters())
+
+
+def test_gradients_reach_every_parameter():
+    model = VGG16UNet(pretrained=False).eval()  # eval: BN would cancel conv biases' gradients in train mode
+    model(torch.rand(1, 3, 32, 32)).mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("bad", [torch.rand(3, 32, 32), torch.rand(1, 1, 32, 32), torch.zeros(1, 3, 8, 8, dtype=torch.int64)])
+def test_bad_input(bad):
+    with pytest.raises(ValueError):
+        VGG16UNet(pretrained=False)(bad)

@@ -1,0 +1,165 @@
+"""VGG16-UNet: torchvision's VGG16 convolutional layers as the encoder, a light UNet decoder on top.
+
+Encoder taps (outputs of the ReLUs in ``vgg16().features``), for a 3 x H x W input:
+
+    index  3  block1_conv2   64 x H    x W
+    index  8  block2_conv2  128 x H/2  x W/2
+    index 15  block3_conv3  256 x H/4  x W/4
+    index 22  block4_conv3  512 x H/8  x W/8
+    index 29  block5_conv3  512 x H/16 x W/16   (the bridge: deepest features, not a skip)
+
+Decoder: four blocks of 2x2 stride-2 transposed conv, concat with the tap of the same size,
+then two (3x3 conv, BN, ReLU), with widths 512, 256, 128, 64; a 1x1 conv and a sigmoid give
+the person probability.
+
+Input normalisation happens INSIDE the model: feed RGB images scaled to [0, 1]; the model
+subtracts the ImageNet mean and divides by the ImageNet std, as the pretrained weights expect.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import VGG16_Weights
+from torchvision.models.vgg import cfgs, make_layers
+
+from utils.models.common import check_image_batch, match_size
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Slices of vgg16().features that end right after the ReLUs at indices 3, 8, 15, 22 and 29.
+ENCODER_SLICES = ((0, 4), (4, 9), (9, 16), (16, 23), (23, 30))
+ENCODER_WIDTHS = (64, 128, 256, 512, 512)
+DECODER_WIDTHS = (512, 256, 128, 64)
+DOWNLOAD_TIMEOUT_S = 5.0
+
+
+class DecoderBlock(nn.Module):
+    """2x2 transposed conv (x2 upsampling), concat with the encoder tap (if skip), two conv-BN-ReLU."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, skip: bool = True) -> None:
+        super().__init__()
+        self.skip = skip
+        self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+        conv_in = out_channels + skip_channels if skip else out_channels
+        self.conv = nn.Sequential(
+            nn.Conv2d(conv_in, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor, tap: torch.Tensor) -> torch.Tensor:
+        """Upsample `x` to the tap's size and decode; the tap's features are used only when skip=True."""
+        x = match_size(self.up(x), tap)
+        if self.skip:
+            x = torch.cat([tap, x], dim=1)  # the skip connection
+        return self.conv(x)
+
+
+def _imagenet_vgg16_state_dict() -> dict[str, torch.Tensor]:
+    """Torchvision's ImageNet VGG16 weights from the local cache or a download bounded in time."""
+    weights = VGG16_Weights.IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if cached.is_file():
+        return torch.load(cached, map_location="cpu", weights_only=True)
+    if os.environ.get("UNET_COURSE_OFFLINE") == "1":
+        raise OSError("UNET_COURSE_OFFLINE=1 and the weights are not in the torch hub cache")
+    # urllib waits on a dead network for minutes by default; a student should wait seconds.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return weights.get_state_dict(progress=False)
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _kaiming_init(features: nn.Sequential) -> None:
+    """VGG's own initialisation; PyTorch's default would shrink the signal through 13 convs without BN."""
+    for module in features.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+
+
+def _features_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Accept a whole VGG16 state_dict ('features.0.weight') or a features-only one ('0.weight')."""
+    if any(key.startswith("features.") for key in state):
+        return {key.removeprefix("features."): value for key, value in state.items() if key.startswith("features.")}
+    return state
+
+
+class VGG16UNet(nn.Module):
+    """Person segmentation UNet whose encoder is VGG16 (ImageNet weights when they can be had)."""
+
+    def __init__(
+        self,
+        pretrained: bool = True,
+        skip: bool = True,
+        freeze_encoder: bool = False,
+        weights_path: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.skip = skip
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        # Only the convolutional part: building all of vgg16() would initialise a 120M-parameter classifier.
+        features = make_layers(cfgs["D"], batch_norm=False)
+        _kaiming_init(features)
+        self.weights_source = self._load_encoder_weights(features, pretrained, weights_path)
+        self.encoder = nn.ModuleList(features[start:end] for start, end in ENCODER_SLICES)
+        if freeze_encoder:
+            for parameter in self.encoder.parameters():
+                parameter.requires_grad_(False)
+
+        in_widths = (ENCODER_WIDTHS[-1],) + DECODER_WIDTHS[:-1]  # 512, 512, 256, 128
+        tap_widths = ENCODER_WIDTHS[-2::-1]  # 512, 256, 128, 64
+        self.decoder = nn.ModuleList(
+            DecoderBlock(i, t, o, skip) for i, t, o in zip(in_widths, tap_widths, DECODER_WIDTHS)
+        )
+        self.head = nn.Conv2d(DECODER_WIDTHS[-1], 1, 1)
+
+    @staticmethod
+    def _load_encoder_weights(features: nn.Sequential, pretrained: bool, weights_path: str | Path | None) -> str:
+        """Fill `features` with a local file or ImageNet weights; say so clearly when neither works."""
+        if weights_path is not None:
+            path = Path(weights_path)
+            if not path.is_file():
+                raise FileNotFoundError(f"VGG16 weights file not found: {path}")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            features.load_state_dict(_features_only(state))
+            return f"local file {path}"
+        if not pretrained:
+            return "random initialisation (pretrained=False)"
+        start = time.perf_counter()
+        try:
+            features.load_state_dict(_features_only(_imagenet_vgg16_state_dict()))
+            return "ImageNet (VGG16_Weights.IMAGENET1K_V1)"
+        except Exception as error:  # any network, cache or file problem: teach on, with random weights
+            seconds = time.perf_counter() - start
+            warnings.warn(
+                f"VGG16 ImageNet weights unavailable ({type(error).__name__} after {seconds:.1f} s); "
+                "the encoder starts from random weights. Pass weights_path= to use a downloaded file.",
+                stacklevel=3,
+            )
+            return "random initialisation (ImageNet weights unavailable)"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map RGB images in [0, 1], shape (N, 3, H, W), to person probabilities (N, 1, H, W)."""
+        check_image_batch(x, 3, "VGG16UNet")
+        x = (x - self.mean) / self.std
+        taps = []
+        for stage in self.encoder:
+            x = stage(x)
+            taps.append(x)
+        x = taps.pop()  # block5_conv3 is the bridge
+        for block in self.decoder:
+            x = block(x, taps.pop())
+        return torch.sigmoid(self.head(x))
