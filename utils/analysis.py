@@ -1,0 +1,68 @@
+"""Measuring networks: receptive fields, FLOPs, latency. Used by the notebooks and the benchmarks."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Iterable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def _pair(value: int | tuple[int, ...]) -> int:
+    return value[0] if isinstance(value, tuple) else value
+
+
+def receptive_field(layers: Iterable[nn.Module]) -> int:
+    """Theoretical receptive field (pixels) of a chain of layers applied one after the other.
+
+    Each k x k layer with dilation d widens the field by (k - 1) * d input-pixel steps of the
+    current stride; each stride-s layer multiplies that step by s.
+    """
+    field, step = 1, 1
+    for layer in layers:
+        for leaf in layer.modules():
+            if isinstance(leaf, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+                kernel, stride = _pair(leaf.kernel_size), _pair(leaf.stride)
+                dilation = _pair(getattr(leaf, "dilation", 1))
+                field += (kernel - 1) * dilation * step
+                step *= stride
+    return field
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Floating-point operations of one forward pass (a multiply-add counts as 2), measured by torch."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(input_shape, device=device))
+    model.train(was_training)
+    return counter.get_total_flops()
+
+
+def measure_latency(model: nn.Module, input_shape: tuple[int, ...], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median and spread (min, max) of the forward time in milliseconds, in eval mode without gradients."""
+    device = next(model.parameters()).device
+    x = torch.rand(input_shape, device=device)
+    was_training = model.training
+    model.eval()
+    times = []
+    with torch.no_grad():
+        for index in range(warmup + repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if index >= warmup:
+                times.append((time.perf_counter() - start) * 1000)
+    model.train(was_training)
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times)}
+
+
+def checkpoint_megabytes(model: nn.Module) -> float:
+    """Size of the saved state_dict in MB (10^6 bytes), as a .pth file on disk would be."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
