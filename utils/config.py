@@ -46,7 +46,7 @@ PROFILES: dict[str, Profile] = {
         batch_size=4, train_steps=4, eval_every=2, n_train=16, n_val=8, num_workers=0,
     ),
     "cpu": Profile(
-        name="cpu", image_size=128, sr_crop_size=128, inpaint_size=128, u2net_size=160, base_channels=16,
+        name="cpu", image_size=96, sr_crop_size=128, inpaint_size=128, u2net_size=160, base_channels=16,
         batch_size=8, train_steps=600, eval_every=100, n_train=800, n_val=120, num_workers=0,
     ),
     "gpu": Profile(
