@@ -1,0 +1,42 @@
+"""Tests for utils/export.py: a single-file ONNX U2NetP that onnxruntime runs like PyTorch."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from utils.export import export_onnx
+from utils.models.u2net import U2NetP
+
+ort = pytest.importorskip("onnxruntime")  # a guard only: requirements.txt installs it, so CI runs this test
+
+
+def test_u2netp_exports_to_one_file_that_matches_pytorch(tmp_path):
+    torch.manual_seed(0)
+    model = U2NetP().train()  # export must switch a copy to eval mode and leave this one alone
+    folder = tmp_path / "onnx"
+    path = export_onnx(model, folder / "u2netp_course.onnx", size=320)
+
+    assert model.training
+    assert sorted(p.name for p in folder.iterdir()) == ["u2netp_course.onnx"]  # weights embedded, no .data file
+    assert path.stat().st_size > 4_000_000  # 1.13 M float32 parameters are inside the file
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # one small image: threads would only contend on a shared runner
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    first_input = session.get_inputs()[0]
+    assert first_input.name == "input"
+    assert first_input.shape == [1, 3, 320, 320] and first_input.type == "tensor(float)"
+    assert session.get_outputs()[0].shape == [1, 1, 320, 320]
+
+    x = torch.randn(1, 3, 320, 320, generator=torch.Generator().manual_seed(1))
+    onnx_fused = session.run(None, {first_input.name: x.numpy()})[0]
+    with torch.no_grad():
+        torch_fused = model.eval()(x)[0].numpy()
+    assert np.abs(onnx_fused - torch_fused).max() < 1e-4
+
+
+def test_bad_file_name_is_refused_before_exporting(tmp_path):
+    with pytest.raises(ValueError, match=r"\.onnx"):
+        export_onnx(U2NetP(), tmp_path / "model.pth")
+    assert list(tmp_path.iterdir()) == []
