@@ -29,7 +29,10 @@ class Profile:
     u2net_size: int  # input size for U2Net training (the paper uses 320)
     base_channels: int  # width of the course UNet's first level (the reference uses 64)
     batch_size: int
-    train_steps: int  # optimisation steps per training run
+    train_steps: int  # optimisation steps per training run of the course UNet
+    seg_image_size: int  # VGG16-UNet input size (notebook 02)
+    seg_steps: int  # steps per VGG16-UNet run (notebook 02): VGG16 costs about 10x the course UNet per step
+    seg_lr: float  # Adam learning rate for VGG16-UNet
     eval_every: int  # steps between validation passes (for curves)
     n_train: int  # training images for datasets that have a fixed size
     n_val: int  # held-out images
@@ -43,15 +46,15 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", image_size=64, sr_crop_size=64, inpaint_size=64, u2net_size=64, base_channels=8,
-        batch_size=4, train_steps=4, eval_every=2, n_train=16, n_val=8, num_workers=0,
+        batch_size=4, train_steps=4, seg_image_size=64, seg_steps=2, seg_lr=3e-4, eval_every=2, n_train=16, n_val=8, num_workers=0,
     ),
     "cpu": Profile(
         name="cpu", image_size=96, sr_crop_size=128, inpaint_size=128, u2net_size=160, base_channels=16,
-        batch_size=8, train_steps=600, eval_every=100, n_train=800, n_val=120, num_workers=0,
+        batch_size=8, train_steps=600, seg_image_size=64, seg_steps=200, seg_lr=3e-4, eval_every=100, n_train=800, n_val=120, num_workers=0,
     ),
     "gpu": Profile(
         name="gpu", image_size=256, sr_crop_size=256, inpaint_size=256, u2net_size=320, base_channels=64,
-        batch_size=16, train_steps=6000, eval_every=500, n_train=5000, n_val=500, num_workers=4,
+        batch_size=16, train_steps=6000, seg_image_size=256, seg_steps=4000, seg_lr=1e-4, eval_every=500, n_train=5000, n_val=500, num_workers=4,
     ),
 }
 

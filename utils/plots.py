@@ -9,6 +9,9 @@ import torch
 
 from utils.train import History
 
+# Notebooks are committed with their figures and read on GitHub: a modest resolution keeps them small.
+plt.rcParams.update({"figure.dpi": 72, "savefig.dpi": 72})
+
 
 def to_image(tensor: torch.Tensor | np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """A (C, H, W) or (H, W) tensor in `value_range` as an (H, W, 3) or (H, W) float array in [0, 1]."""
@@ -24,7 +27,7 @@ def show_grid(
     columns: dict[str, Sequence],
     value_range: tuple[float, float] = (0.0, 1.0),
     cmap: dict[str, str] | None = None,
-    size: float = 2.0,
+    size: float = 1.8,
     suptitle: str | None = None,
 ) -> plt.Figure:
     """One column per named list of images (rows are examples): inputs, predictions, targets, errors."""
