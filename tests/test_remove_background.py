@@ -15,13 +15,7 @@ from utils.train import save_checkpoint
 FAST = ["--size", "32"]  # the network input size does not change what the command does, only its speed
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """Tiny images gain nothing from threads, and on a busy shared runner extra threads only wait on each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 @pytest.fixture(scope="module")
