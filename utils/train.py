@@ -6,7 +6,8 @@
 Training is counted in optimisation steps, not epochs, so that the same budget means the same thing
 for datasets of any size. On CUDA the loop uses mixed precision (bf16 where the GPU has it, else
 fp16 with loss scaling) and channels_last memory layout; on the CPU it runs plain fp32. Under
-``torchrun`` with a DistributedSampler it also works unchanged: only rank 0 prints and shows a bar.
+``torchrun`` with a DistributedDataParallel model and a DistributedSampler (``utils.distributed``) it also
+works unchanged: only rank 0 prints and shows a bar.
 """
 from __future__ import annotations
 
@@ -186,7 +187,9 @@ def fit(
         history.train_loss.append(loss.item())
         bar.update(1)
         if val_loader is not None and (step % eval_every == 0 or step == steps):
-            scores = evaluate(model, val_loader, metrics, loss_fn, device)
+            # Through DDP's wrapper a forward may broadcast buffers to all ranks; the wrapped module runs none,
+            # so ranks may validate on their own (or, like rank 0 alone, at all) without deadlocking.
+            scores = evaluate(getattr(model, "module", model), val_loader, metrics, loss_fn, device)
             history.val_steps.append(step)
             for name, value in scores.items():
                 history.val.setdefault(name, []).append(value)
