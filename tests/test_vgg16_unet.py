@@ -19,7 +19,7 @@ def test_taps_are_taken_after_the_relus():
     model = VGG16UNet(pretrained=False)
     assert [type(stage[-1]).__name__ for stage in model.encoder] == ["ReLU"] * 5
     assert [stage[-2].out_channels for stage in model.encoder] == [64, 128, 256, 512, 512]
-    assert [block.conv[3].out_channels for block in model.decoder] == [512, 256, 128, 64]
+    assert [block.conv[3].out_channels for block in model.decoder] == [128, 64, 32, 16]
 
 
 @pytest.mark.parametrize("skip", [True, False])
@@ -35,7 +35,24 @@ def test_output_shape_and_range(skip, size):
 def test_skip_false_has_fewer_parameters():
     with_skip = count_parameters(VGG16UNet(pretrained=False))
     without = count_parameters(VGG16UNet(pretrained=False, skip=False))
-    assert with_skip - without == 9 * (512 * 512 + 256 * 256 + 128 * 128 + 64 * 64)
+    # Each decoder block's first 3x3 conv reads tap + upsampled channels with skips, upsampled only without.
+    assert with_skip - without == 9 * (512 * 128 + 256 * 64 + 128 * 32 + 64 * 16)
+
+
+def test_reference_decoder_widths_reproduce_the_keras_layout():
+    from utils.models.vgg16_unet import REFERENCE_DECODER_WIDTHS
+
+    reference = VGG16UNet(pretrained=False, decoder_widths=REFERENCE_DECODER_WIDTHS)
+    without = VGG16UNet(pretrained=False, skip=False, decoder_widths=REFERENCE_DECODER_WIDTHS)
+    assert count_parameters(reference) - count_parameters(without) == 9 * (512 * 512 + 256 * 256 + 128 * 128 + 64 * 64)
+    assert count_parameters(reference) > count_parameters(VGG16UNet(pretrained=False))
+    assert reference(torch.rand(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+
+
+@pytest.mark.parametrize("widths", [(64, 32, 16), (64, 32, 16, 0), (64.0, 32, 16, 8)])
+def test_bad_decoder_widths_are_rejected(widths):
+    with pytest.raises(ValueError, match="decoder_widths"):
+        VGG16UNet(pretrained=False, decoder_widths=widths)
 
 
 def test_offline_pretrained_warns_fast_and_falls_back():
