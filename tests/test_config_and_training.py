@@ -104,3 +104,21 @@ def test_load_checkpoint_errors(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="save_checkpoint"):
         load_checkpoint(tmp_path / "other.pt", model)
+
+
+def test_cosine_adam_decays_to_zero_over_the_given_steps():
+    from utils.train import cosine_adam
+
+    model = torch.nn.Linear(2, 1)
+    optimizer = cosine_adam(model, steps=10, lr=0.5, betas=(0.5, 0.999))
+    assert optimizer.param_groups[0]["betas"] == (0.5, 0.999)
+    rates = []
+    for _ in range(10):
+        model(torch.ones(1, 2)).sum().backward()
+        optimizer.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates[4] == pytest.approx(0.25)  # half-way down the cosine
+    assert rates[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(ValueError):
+        cosine_adam(model, steps=0)

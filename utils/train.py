@@ -201,6 +201,19 @@ def fit(
     return history
 
 
+def cosine_adam(
+    model: nn.Module, steps: int, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999)
+) -> torch.optim.Optimizer:
+    """Adam whose learning rate follows a cosine from `lr` down to 0 over `steps` calls to `step()`, for `fit`."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    # fit() only calls optimizer.step(); a post-step hook moves the schedule along with it.
+    optimizer.register_step_post_hook(lambda *_: schedule.step())
+    return optimizer
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, **extra) -> Path:
     """Save weights (and optimizer state, extra info) atomically: a crash never leaves half a file."""
     path = Path(path)
