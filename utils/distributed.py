@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from utils.config import get_device
+from utils.train import unwrap  # noqa: F401  (re-exported: scripts unwrap DDP models to save their weights)
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,6 @@ def wrap_ddp(model: nn.Module, context: DistributedContext, sync_batchnorm: bool
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     device_ids = [context.device.index] if context.device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a DistributedDataParallel wrapper (the model itself otherwise), e.g. to save it."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def distributed_loader(

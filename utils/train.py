@@ -52,6 +52,12 @@ def main_output(output: torch.Tensor | tuple | list) -> torch.Tensor:
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel or DataParallel wrapper (the model itself otherwise)."""
+    wrappers = (nn.parallel.DistributedDataParallel, nn.DataParallel)
+    return model.module if isinstance(model, wrappers) else model
+
+
 def is_main_process() -> bool:
     """True outside distributed training, and on rank 0 inside it."""
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
@@ -189,7 +195,7 @@ def fit(
         if val_loader is not None and (step % eval_every == 0 or step == steps):
             # Through DDP's wrapper a forward may broadcast buffers to all ranks; the wrapped module runs none,
             # so ranks may validate on their own (or, like rank 0 alone, at all) without deadlocking.
-            scores = evaluate(getattr(model, "module", model), val_loader, metrics, loss_fn, device)
+            scores = evaluate(unwrap(model), val_loader, metrics, loss_fn, device)
             history.val_steps.append(step)
             for name, value in scores.items():
                 history.val.setdefault(name, []).append(value)
@@ -218,8 +224,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     """Save weights (and optimizer state, extra info) atomically: a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
-    payload = {"model": model.state_dict(), "extra": extra}
+    payload = {"model": unwrap(model).state_dict(), "extra": extra}
     if optimizer is not None:
         payload["optimizer"] = optimizer.state_dict()
     temporary = path.with_name(path.name + ".tmp")
@@ -238,7 +243,7 @@ def load_checkpoint(
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or "model" not in payload:
         raise ValueError(f"{path} is not a checkpoint written by save_checkpoint (no 'model' entry)")
-    getattr(model, "module", model).load_state_dict(payload["model"], strict=strict)
+    unwrap(model).load_state_dict(payload["model"], strict=strict)
     if optimizer is not None and "optimizer" in payload:
         optimizer.load_state_dict(payload["optimizer"])
     return payload.get("extra", {})
