@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
-import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -25,9 +23,10 @@ import torch
 from torch import nn
 
 from benchmarks.common import format_table, machine_info, usable_cores, write_json
-from utils.analysis import count_flops
+from utils.analysis import count_flops, time_calls
 from utils.config import get_device, get_profile
 from utils.models import U2Net, U2NetP, UNet, VGG16UNet, count_parameters
+from utils.train import autocast_context
 
 
 @dataclass(frozen=True)
@@ -120,22 +119,10 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, int(parts[-1])
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work: without it a timer measures only how long launching the kernels took."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def _scalar_loss(output: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
     """A cheap loss touching every output (all seven U2Net maps), in float32 like the course's losses."""
     outputs = [output] if isinstance(output, torch.Tensor) else list(output)
     return sum(o.float().mean() for o in outputs)
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
 def make_step(model: nn.Module, x: torch.Tensor, variant: Variant, pass_name: str) -> Callable[[], None]:
@@ -146,7 +133,7 @@ def make_step(model: nn.Module, x: torch.Tensor, variant: Variant, pass_name: st
         model.eval()
 
         def forward() -> None:
-            with torch.no_grad(), _autocast(device, variant.dtype):
+            with torch.no_grad(), autocast_context(device, variant.dtype):
                 runner(x)
 
         return forward
@@ -158,7 +145,7 @@ def make_step(model: nn.Module, x: torch.Tensor, variant: Variant, pass_name: st
 
     def forward_backward() -> None:
         model.zero_grad(set_to_none=True)
-        with _autocast(device, variant.dtype):
+        with autocast_context(device, variant.dtype):
             output = runner(x)
         scaler.scale(_scalar_loss(output)).backward()
         if optimizer is not None:
@@ -166,32 +153,6 @@ def make_step(model: nn.Module, x: torch.Tensor, variant: Variant, pass_name: st
             scaler.update()
 
     return forward_backward
-
-
-def time_step(step: Callable[[], None], device: torch.device, repeats: int, warmup: int) -> dict[str, float]:
-    """Median and spread (ms) of `repeats` calls after `warmup` untimed ones; also the first call's time."""
-    synchronize(device)
-    start = time.perf_counter()
-    step()  # the first call pays for compilation, cuDNN autotuning and allocator growth
-    synchronize(device)
-    first_ms = (time.perf_counter() - start) * 1000
-    for _ in range(max(warmup - 1, 0)):
-        step()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        step()
-        synchronize(device)
-        times.append((time.perf_counter() - start) * 1000)
-    return {
-        "median_ms": statistics.median(times),
-        "min_ms": min(times),
-        "max_ms": max(times),
-        "mean_ms": statistics.fmean(times),
-        "std_ms": statistics.stdev(times) if len(times) > 1 else 0.0,
-        "first_call_ms": first_ms,
-    }
 
 
 def prepare(base: nn.Module, variant: Variant, device: torch.device) -> nn.Module:
@@ -248,7 +209,7 @@ def benchmark(
                            "height": height, "width": width, "repeats": repeats, "warmup": warmup,
                            "params": params, "gflops_per_image": gflops}
                     try:
-                        stats = time_step(make_step(model, x, variant, pass_name), device, repeats, warmup)
+                        stats = time_calls(make_step(model, x, variant, pass_name), device, repeats, warmup)
                     except Exception as error:  # e.g. out of memory at a big batch: report it, time the rest
                         row.update({key: None for key in TIMING_KEYS}, error=f"{type(error).__name__}: {error}")
                         message = f"FAILED ({row['error'].splitlines()[0][:120]})"

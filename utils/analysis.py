@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -42,25 +42,55 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     return counter.get_total_flops()
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work: without it a timer measures only how long launching the kernels took."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def time_calls(step: Callable[[], object], device: torch.device, repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median, spread and mean (ms) of `repeats` calls of `step` after `warmup` untimed ones.
+
+    The first warm-up call is reported apart as `first_call_ms`: it pays for compilation, cuDNN autotuning
+    and allocator growth.
+    """
+    stats = {}
+    for index in range(warmup):
+        synchronize(device)
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+        if index == 0:
+            stats["first_call_ms"] = (time.perf_counter() - start) * 1000
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+        times.append((time.perf_counter() - start) * 1000)
+    return {
+        "median_ms": statistics.median(times),
+        "min_ms": min(times),
+        "max_ms": max(times),
+        "mean_ms": statistics.fmean(times),
+        "std_ms": statistics.stdev(times) if len(times) > 1 else 0.0,
+        **stats,
+    }
+
+
 def measure_latency(model: nn.Module, input_shape: tuple[int, ...], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
     """Median and spread (min, max) of the forward time in milliseconds, in eval mode without gradients."""
     device = next(model.parameters()).device
     x = torch.rand(input_shape, device=device)
     was_training = model.training
     model.eval()
-    times = []
     with torch.no_grad():
-        for index in range(warmup + repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if index >= warmup:
-                times.append((time.perf_counter() - start) * 1000)
+        stats = time_calls(lambda: model(x), device, repeats, warmup)
     model.train(was_training)
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times)}
+    return stats
 
 
 def checkpoint_megabytes(model: nn.Module) -> float:

@@ -70,7 +70,8 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
+def autocast_context(device: torch.device, dtype: torch.dtype | None):
+    """Mixed precision in `dtype` on `device`; plain full precision when dtype is None."""
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
@@ -181,7 +182,7 @@ def fit(
     batches = _endless(train_loader)
     for step in range(1, steps + 1):
         inputs, targets = _to_device(next(batches)[:2], device, channels_last=use_cuda_tricks)
-        with _autocast(device, dtype):
+        with autocast_context(device, dtype):
             output = model(inputs)
         # The loss runs outside autocast: binary cross-entropy is not safe in half precision.
         loss = loss_fn(output, targets)
