@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from utils.models.common import check_image_batch
-from utils.models.unet import FINAL_ACTIVATIONS, UNet
+from utils.models.unet import UNet, make_activation
 
 __all__ = ["PixelShuffleUNet", "ResidualSR", "zero_init_"]
 
@@ -49,8 +49,7 @@ class PixelShuffleUNet(nn.Module):
         super().__init__()
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise ValueError(f"scale must be a positive integer, got {scale!r}")
-        if final_activation not in FINAL_ACTIVATIONS:
-            raise ValueError(f"final_activation must be one of {FINAL_ACTIVATIONS}, got {final_activation!r}")
+        activation = make_activation(final_activation)
         if residual and in_channels != out_channels:
             raise ValueError(f"residual=True adds the input to the output, so in_channels ({in_channels}) "
                              f"must equal out_channels ({out_channels})")
@@ -59,7 +58,7 @@ class PixelShuffleUNet(nn.Module):
         # output range is the same as a resize-then-UNet model's.
         self.unet = UNet(in_channels, out_channels * scale**2, base_channels, depth, skip, "bilinear", None)
         self.shuffle = nn.PixelShuffle(scale)
-        self.activation = {"tanh": nn.Tanh(), "sigmoid": nn.Sigmoid(), None: nn.Identity()}[final_activation]
+        self.activation = activation
         if residual:
             zero_init_(self.unet.head)  # start exactly at bilinear interpolation, then learn the missing detail
 

@@ -25,6 +25,13 @@ FINAL_ACTIVATIONS = ("tanh", "sigmoid", None)
 NEGATIVE_SLOPE = 0.2
 
 
+def make_activation(final_activation: str | None) -> nn.Module:
+    """The output layer for a head: Tanh for images in [-1, 1], Sigmoid for masks and [0, 1], or nothing."""
+    if final_activation not in FINAL_ACTIVATIONS:
+        raise ValueError(f"final_activation must be one of {FINAL_ACTIVATIONS}, got {final_activation!r}")
+    return {"tanh": nn.Tanh(), "sigmoid": nn.Sigmoid(), None: nn.Identity()}[final_activation]
+
+
 class ConvBlock(nn.Sequential):
     """(3x3 conv without bias, BatchNorm, LeakyReLU) twice; the bias is dropped because BN re-centres."""
 
@@ -116,8 +123,7 @@ class UNet(nn.Module):
         super().__init__()
         if up not in UPSAMPLING_METHODS:
             raise ValueError(f"up must be one of {UPSAMPLING_METHODS}, got {up!r}")
-        if final_activation not in FINAL_ACTIVATIONS:
-            raise ValueError(f"final_activation must be one of {FINAL_ACTIVATIONS}, got {final_activation!r}")
+        activation = make_activation(final_activation)
         if depth < 1 or in_channels < 1 or out_channels < 1 or base_channels < 1:
             raise ValueError("depth, in_channels, out_channels and base_channels must all be positive")
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -132,7 +138,7 @@ class UNet(nn.Module):
         )
         self.ups = nn.ModuleList(Up(widths[i + 1], widths[i], up, skip) for i in reversed(range(depth)))
         self.head = nn.Conv2d(base_channels, out_channels, 1)
-        self.activation = {"tanh": nn.Tanh(), "sigmoid": nn.Sigmoid(), None: nn.Identity()}[final_activation]
+        self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map a batch (N, in_channels, H, W) to (N, out_channels, H, W); any H and W work."""
