@@ -78,7 +78,7 @@ def build_dataset(kind: str, n: int, image_size: int, seed: int) -> Dataset:
     """'random' tensors (instant) or the course's synthetic people pictures (realistic, a few ms each)."""
     if kind == "random":
         return random_segmentation_data(n, image_size, seed)
-    from utils.data.synthetic_people import SyntheticPeopleDataset
+    from utils.data import SyntheticPeopleDataset
 
     return SyntheticPeopleDataset(n, image_size=image_size, seed=seed, cache=True)
 

@@ -21,7 +21,8 @@ from utils.data.person import (
     load_person_pairs,
     pair_by_stem,
 )
-from utils.data.synthetic_people import SyntheticPeopleDataset, make_synthetic_person_image
+from utils.data.person import SyntheticPeopleDataset
+from utils.data.synthetic import make_synthetic_person_image
 
 H, W = 24, 32  # tiny and not square, so a swapped height/width would show
 
@@ -29,7 +30,7 @@ H, W = 24, 32  # tiny and not square, so a swapped height/width would show
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test may reach the network or the user's real kagglehub cache."""
-    monkeypatch.setenv(kaggle.OFFLINE_ENV_VAR, "1")
+    monkeypatch.setenv(kaggle.OFFLINE_VARIABLE, "1")
     monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "empty_kagglehub_cache"))
 
 
@@ -147,7 +148,7 @@ def test_connection_error_falls_back_quickly_with_one_line(
 ) -> None:
     kagglehub = pytest.importorskip("kagglehub")
     requests = pytest.importorskip("requests")
-    monkeypatch.delenv(kaggle.OFFLINE_ENV_VAR)
+    monkeypatch.delenv(kaggle.OFFLINE_VARIABLE)
     monkeypatch.setattr(kaggle, "kaggle_reachable", lambda timeout=0: True)  # get as far as kagglehub
 
     def no_network(handle: str, *args, **kwargs):

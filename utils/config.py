@@ -16,6 +16,13 @@ import numpy as np
 import torch
 
 PROFILE_VARIABLE = "UNET_COURSE_PROFILE"
+# Set to 1 (or true/yes/on) to skip every network attempt: Kaggle data, ImageNet weights, official checkpoints.
+OFFLINE_VARIABLE = "UNET_COURSE_OFFLINE"
+
+
+def offline_mode() -> bool:
+    """True when $UNET_COURSE_OFFLINE asks the course to skip all network access (downloads of data and weights)."""
+    return os.environ.get(OFFLINE_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)

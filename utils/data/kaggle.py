@@ -12,18 +12,14 @@ import socket
 import threading
 from pathlib import Path
 
-OFFLINE_ENV_VAR = "UNET_COURSE_OFFLINE"
+from utils.config import OFFLINE_VARIABLE, offline_mode
+
 KAGGLE_HOST = "www.kaggle.com"
 # Long enough for a slow but working connection to answer, short enough that a student
 # without internet waits only a moment before the fallback kicks in.
 REACHABILITY_TIMEOUT_S = 4.0
 
 _HANDLE_PATTERN = re.compile(r"^(?P<owner>[^/\s]+)/(?P<name>[^/\s]+)(?:/versions/(?P<version>\d+))?$")
-
-
-def offline_mode() -> bool:
-    """True when the environment variable UNET_COURSE_OFFLINE asks us to skip all network access."""
-    return os.environ.get(OFFLINE_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def kagglehub_cache_dir() -> Path:
@@ -108,7 +104,7 @@ def locate_kaggle_dataset(handle: str) -> tuple[Path | None, str]:
     if cached is not None:
         return cached, ""
     if offline_mode():
-        return None, f"{OFFLINE_ENV_VAR}=1 and not in the kagglehub cache"
+        return None, f"{OFFLINE_VARIABLE}=1 and not in the kagglehub cache"
     if not kaggle_reachable():
         return None, f"no connection to {KAGGLE_HOST}"
     return download_kaggle_dataset(handle)

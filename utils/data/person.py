@@ -21,14 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
-from torchvision.transforms import v2
 
 # kaggle is used through the module (kaggle.xxx) so tests can stand in for the network in one place.
 from . import kaggle
 from .images import IMAGE_SUFFIXES, list_images, load_mask, load_rgb
+from .synthetic.renderer import make_synthetic_person_image
+from .transforms import ImageSize, as_height_width, build_transform, to_tensors
 
-ImageSize = int | tuple[int, int]
 Pair = tuple[Path, Path]
 
 PRIMARY_HANDLE = "nikhilroxtomar/person-segmentation"
@@ -40,46 +39,6 @@ PERSON_KAGGLE_HANDLES = (
 # Folder names whose contents are images, so the layout search never wades through thousands of files.
 _IMAGE_FOLDER_NAMES = {"images", "masks", "train2017_new", "train2017_ann"}
 _MAX_NAMES_SHOWN = 5
-
-
-# --------------------------------------------------------------------------------------------
-# Tensors and augmentation, shared with the synthetic dataset
-# --------------------------------------------------------------------------------------------
-def as_height_width(image_size: ImageSize) -> tuple[int, int]:
-    """Turn 128 or (96, 128) into (height, width), checking the numbers are usable."""
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or not all(isinstance(s, int) and s >= 8 for s in size):
-        raise ValueError(f"image_size must be an int or (height, width) of ints >= 8, got {image_size!r}")
-    return size
-
-
-def build_transform(image_size: ImageSize, augment: bool) -> v2.Transform:
-    """Resize (and optionally augment) an image together with its mask; masks always resize nearest-neighbour."""
-    size = list(as_height_width(image_size))
-    if not augment:
-        return v2.Resize(size, antialias=True)
-    # Wrapping the pair as tv_tensors.Image / tv_tensors.Mask is what keeps them aligned: geometric
-    # transforms move both the same way, Mask is resized with nearest neighbour (stays 0/1), and
-    # colour jitter leaves the Mask alone.
-    return v2.Compose([
-        v2.RandomResizedCrop(size, scale=(0.5, 1.0), ratio=(0.75, 4 / 3), antialias=True),
-        v2.RandomHorizontalFlip(p=0.5),
-        v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03),
-    ])
-
-
-def to_tensors(image: np.ndarray, mask: np.ndarray, transform: v2.Transform) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 image (H, W, 3) and {0, 1} mask (H, W) -> transformed float tensors (3, h, w) and (1, h, w)."""
-    # torch wants contiguous, writable memory; arrays straight from PIL are read-only.
-    image = np.require(image, np.uint8, ["C", "W"])
-    mask = np.require(mask, np.uint8, ["C", "W"])
-    image_tv = tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1))
-    mask_tv = tv_tensors.Mask(torch.from_numpy(mask)[None])
-    image_tv, mask_tv = transform(image_tv, mask_tv)
-    # Plain tensors out: students should not meet tv_tensor subclasses in their training loop.
-    image_out = image_tv.as_subclass(torch.Tensor).float().div_(255)
-    mask_out = mask_tv.as_subclass(torch.Tensor).float()
-    return image_out, mask_out
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,7 +277,7 @@ def _find_kaggle_person_data() -> tuple[str | None, Path | None, str]:
         if cached is not None:
             return handle, cached, ""
     if kaggle.offline_mode():
-        return None, None, f"{kaggle.OFFLINE_ENV_VAR}=1 and not in the kagglehub cache"
+        return None, None, f"{kaggle.OFFLINE_VARIABLE}=1 and not in the kagglehub cache"
     if not kaggle.kaggle_reachable():
         return None, None, f"no connection to {kaggle.KAGGLE_HOST}"
     reason = ""
@@ -340,8 +299,6 @@ def get_person_datasets(image_size: ImageSize = 128, n_train: int | None = None,
     n_train / n_val: use at most this many pairs (synthetic default: 2,000 / 200).
     augment: random crops, flips and colour jitter on the training set only.
     """
-    from .synthetic_people import SyntheticPeopleDataset  # late import: that module imports this one
-
     if source not in ("auto", "kaggle", "synthetic") and "/" not in source:
         raise ValueError(f"source must be 'auto', 'kaggle', 'synthetic' or a Kaggle handle, got {source!r}")
     if root is not None and source == "synthetic":
@@ -391,3 +348,42 @@ def get_person_datasets(image_size: ImageSize = 128, n_train: int | None = None,
     else:
         print(f"Using person data: {info}, drawn on the fly.")
     return train_ds, val_ds, info
+
+
+class SyntheticPeopleDataset(Dataset):
+    """`n` synthetic pictures of people, item i fixed by (seed, i); same output format as PersonSegmentationDataset."""
+
+    def __init__(self, n: int, image_size: ImageSize = 128, seed: int = 0, augment: bool = False,
+                 cache: bool = False) -> None:
+        if n < 1:
+            raise ValueError(f"a synthetic dataset needs at least one picture, got n={n}")
+        self.n = int(n)
+        self.image_size = as_height_width(image_size)
+        self.seed = int(seed)
+        self.augment = augment
+        self.transform = build_transform(self.image_size, augment)
+        # Caching trades memory (about 4 bytes per pixel) for the few milliseconds of drawing.
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def picture(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The un-augmented picture `index` as numpy arrays (image uint8 (H, W, 3), mask uint8 (H, W))."""
+        if not -self.n <= index < self.n:
+            raise IndexError(f"index {index} out of range for a dataset of {self.n} pictures")
+        index %= self.n
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        picture = make_synthetic_person_image(self.seed, index, self.image_size)
+        if self._cache is not None:
+            self._cache[index] = picture
+        return picture
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = self.picture(index)
+        return to_tensors(image, mask, self.transform)
+
+    def __repr__(self) -> str:
+        h, w = self.image_size
+        return f"SyntheticPeopleDataset(n={self.n}, image_size=({h}, {w}), seed={self.seed}, augment={self.augment})"

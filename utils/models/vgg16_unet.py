@@ -20,7 +20,6 @@ subtracts the ImageNet mean and divides by the ImageNet std, as the pretrained w
 """
 from __future__ import annotations
 
-import os
 import socket
 import time
 import warnings
@@ -31,10 +30,10 @@ from torch import nn
 from torchvision.models import VGG16_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
+from utils.config import OFFLINE_VARIABLE, offline_mode
+from utils.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from utils.models.common import check_image_batch, match_size
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # Slices of vgg16().features that end right after the ReLUs at indices 3, 8, 15, 22 and 29.
 ENCODER_SLICES = ((0, 4), (4, 9), (9, 16), (16, 23), (23, 30))
 ENCODER_WIDTHS = (64, 128, 256, 512, 512)
@@ -75,8 +74,8 @@ def _imagenet_vgg16_state_dict() -> dict[str, torch.Tensor]:
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     if cached.is_file():
         return torch.load(cached, map_location="cpu", weights_only=True)
-    if os.environ.get("UNET_COURSE_OFFLINE") == "1":
-        raise OSError("UNET_COURSE_OFFLINE=1 and the weights are not in the torch hub cache")
+    if offline_mode():
+        raise OSError(f"{OFFLINE_VARIABLE} is set and the weights are not in the torch hub cache")
     # urllib waits on a dead network for minutes by default; a student should wait seconds.
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)

@@ -2,15 +2,15 @@
 
 Usage::
 
-    python -m utils.remove_background photos/ extra.jpg --out cutouts/ --model u2netp
-    python -m utils.remove_background photos/ --out cutouts/ --model u2net --weights ~/Downloads/u2net.pth
-    python -m utils.remove_background photos/ --out cutouts/ --weights checkpoints/u2netp_people.pt --threshold 0.5
+    python -m background_removal photos/ extra.jpg --out cutouts/ --model u2netp
+    python -m background_removal photos/ --out cutouts/ --model u2net --weights ~/Downloads/u2net.pth
+    python -m background_removal photos/ --out cutouts/ --weights checkpoints/u2netp_people.pt --threshold 0.5
 
 Inputs may be image files or folders (the images directly inside them). Each one is written to
 ``OUT/<file stem>.png`` with a soft alpha (the probability map) or, with ``--threshold T``, a hard
 0/255 alpha. ``--weights`` accepts the official ``u2net.pth`` / ``u2netp.pth`` or a course checkpoint
 written by ``utils.train.save_checkpoint``; without it the weights are looked up in ``$U2NET_HOME``
-or ``~/.u2net`` (see ``utils.u2net_weights``).
+or ``~/.u2net`` (see ``background_removal.weights``).
 
 Exit codes:
 
@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from utils.cutout import make_cutout, save_png
 from utils.data.images import list_images, load_rgb
-from utils.u2net_weights import MODEL_CLASSES, load_u2net, predict_mask
+from background_removal.weights import MODEL_CLASSES, load_u2net, predict_mask
 
 
 class UsageError(Exception):
@@ -39,7 +39,7 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the command (separate so that a notebook can print its --help)."""
     parser = argparse.ArgumentParser(
-        prog="python -m utils.remove_background",
+        prog="python -m background_removal",
         description="Cut the foreground out of images with U^2-Net and save RGBA PNGs.",
     )
     parser.add_argument("inputs", nargs="+", metavar="IN", help="image files and/or folders of images")

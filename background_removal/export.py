@@ -1,7 +1,7 @@
 """Export a U^2-Net to a single-file ONNX model that rembg (and any onnxruntime program) can run.
 
 The exported graph has one input ``input`` of shape (1, 3, size, size), float32, already normalised
-the official way (see ``utils.u2net_weights.preprocess``), and one output ``d0`` of shape
+the official way (see ``background_removal.weights.preprocess``), and one output ``d0`` of shape
 (1, 1, size, size): the fused sigmoid map. Only the fused map is exported because it is the
 prediction; the six side maps only matter for the training loss.
 

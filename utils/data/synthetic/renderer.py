@@ -20,11 +20,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFilter
-from torch.utils.data import Dataset
 
-from .person import ImageSize, as_height_width, build_transform, to_tensors
+from ..transforms import ImageSize, as_height_width
 
 SUPERSAMPLE = 2
 # Label codes on the drawing canvas: 0 is background, 1..99 are distractors (not people),
@@ -658,42 +656,3 @@ def make_synthetic_person_image(seed: int, index: int, image_size: ImageSize = 1
         if mask.any():
             break
     return image, mask
-
-
-class SyntheticPeopleDataset(Dataset):
-    """`n` synthetic pictures of people, item i fixed by (seed, i); same output format as PersonSegmentationDataset."""
-
-    def __init__(self, n: int, image_size: ImageSize = 128, seed: int = 0, augment: bool = False,
-                 cache: bool = False) -> None:
-        if n < 1:
-            raise ValueError(f"a synthetic dataset needs at least one picture, got n={n}")
-        self.n = int(n)
-        self.image_size = as_height_width(image_size)
-        self.seed = int(seed)
-        self.augment = augment
-        self.transform = build_transform(self.image_size, augment)
-        # Caching trades memory (about 4 bytes per pixel) for the few milliseconds of drawing.
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
-
-    def __len__(self) -> int:
-        return self.n
-
-    def picture(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The un-augmented picture `index` as numpy arrays (image uint8 (H, W, 3), mask uint8 (H, W))."""
-        if not -self.n <= index < self.n:
-            raise IndexError(f"index {index} out of range for a dataset of {self.n} pictures")
-        index %= self.n
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
-        picture = make_synthetic_person_image(self.seed, index, self.image_size)
-        if self._cache is not None:
-            self._cache[index] = picture
-        return picture
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = self.picture(index)
-        return to_tensors(image, mask, self.transform)
-
-    def __repr__(self) -> str:
-        h, w = self.image_size
-        return f"SyntheticPeopleDataset(n={self.n}, image_size=({h}, {w}), seed={self.seed}, augment={self.augment})"

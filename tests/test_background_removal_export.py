@@ -1,11 +1,11 @@
-"""Tests for utils/export.py: a single-file ONNX U2NetP that onnxruntime runs like PyTorch."""
+"""Tests for background_removal/export.py: a single-file ONNX U2NetP that onnxruntime runs like PyTorch."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from utils.export import export_onnx
+from background_removal.export import export_onnx
 from utils.models.u2net import U2NetP
 
 ort = pytest.importorskip("onnxruntime")  # a guard only: requirements.txt installs it, so CI runs this test

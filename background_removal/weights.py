@@ -41,10 +41,9 @@ import torch
 import torch.nn.functional as F
 
 from utils.config import get_device
+from utils.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from utils.models.u2net import U2Net, U2NetBase, U2NetP
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 HOME_VARIABLE = "U2NET_HOME"
 MODEL_CLASSES: dict[str, type[U2NetBase]] = {"u2netp": U2NetP, "u2net": U2Net}
 

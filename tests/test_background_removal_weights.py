@@ -1,4 +1,4 @@
-"""Tests for utils/u2net_weights.py: checkpoint formats, clear errors, official pre- and post-processing."""
+"""Tests for background_removal/weights.py: checkpoint formats, clear errors, official pre- and post-processing."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 
 from utils.models.u2net import U2Net, U2NetP
 from utils.train import save_checkpoint
-from utils.u2net_weights import (
+from background_removal.weights import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     default_weights_path,

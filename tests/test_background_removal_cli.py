@@ -1,4 +1,4 @@
-"""Tests for the `python -m utils.remove_background` command, called through main(argv)."""
+"""Tests for the `python -m background_removal` command, called through main(argv)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from utils.models.u2net import U2NetP
-from utils.remove_background import main
+from background_removal.cli import main
 from utils.train import save_checkpoint
 
 FAST = ["--size", "32"]  # the network input size does not change what the command does, only its speed
