@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from utils.config import get_device
-from utils.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from utils.data.transforms import u2net_normalise
 from utils.models.u2net import U2Net, U2NetBase, U2NetP
 
 HOME_VARIABLE = "U2NET_HOME"
@@ -230,13 +230,7 @@ def preprocess(image: np.ndarray, size: int = 320) -> torch.Tensor:
         # The official test script resizes with scikit-image (bilinear, anti-aliased when shrinking);
         # rembg uses Lanczos. Bilinear with antialias is close to both.
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    # Dividing by the image's own max (not by 255) is what the official code does; an all-black
-    # image would divide by zero, so it is left at zero.
-    peak = float(x.max())
-    x = x / peak if peak > 0 else x
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return u2net_normalise(x)
 
 
 def postprocess(fused_map: torch.Tensor | np.ndarray, original_hw: tuple[int, int]) -> np.ndarray:

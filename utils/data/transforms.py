@@ -21,6 +21,15 @@ def imagenet_normalise(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+def u2net_normalise(images: torch.Tensor) -> torch.Tensor:
+    """U^2-Net's official input scaling of (N, 3, H, W) images: divide each by its own maximum, then ImageNet-normalise."""
+    # Dividing by the image's own max (not by 255 or 1) is what the official code does; an all-black
+    # image would divide by zero, so its peak is taken as 1 and it stays at zero before normalising.
+    peak = images.amax(dim=(1, 2, 3), keepdim=True)
+    peak = torch.where(peak > 0, peak, torch.ones_like(peak))
+    return imagenet_normalise(images / peak)
+
+
 def as_height_width(image_size: ImageSize) -> tuple[int, int]:
     """Turn 128 or (96, 128) into (height, width), checking the numbers are usable."""
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
