@@ -22,10 +22,11 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from benchmarks.common import format_table, machine_info, usable_cores, write_json
+from benchmarks.common import machine_info, usable_cores, write_json
 from utils.analysis import count_flops, time_calls
 from utils.config import get_device, get_profile
 from utils.models import U2Net, U2NetP, UNet, VGG16UNet, count_parameters
+from utils.plots import format_table
 from utils.train import autocast_context
 
 
@@ -264,8 +265,7 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
              r["min_ms"], r["max_ms"], r["std_ms"], r["images_per_s"], r["params"], r["gflops_per_image"]]
             for r in rows
         ],
-        headers,
-    )
+        headers, floats="{:.4g}")
 
 
 def reference_comparison(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -293,8 +293,7 @@ def comparison_table(comparison: Sequence[dict[str, Any]]) -> str:
           "yes" if c["at_least_as_fast"] else "NO", c["ours_params"], c["reference_params"], c["reference_model"]]
          for c in comparison],
         ["model", "variant", "ours ms", "reference ms", "ours/ref", "as fast?", "our params", "ref params",
-         "reference"],
-    )
+         "reference"], floats="{:.4g}")
 
 
 def _list(text: str) -> list[str]:
@@ -386,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(variants) > 1:
         print("\nbest variant per model, pass and batch:")
         print(format_table([[b["model"], b["pass"], b["batch"], b["variant"], b["median_ms"], b["images_per_s"]]
-                            for b in report["best"]], ["model", "pass", "batch", "best variant", "median ms", "img/s"]))
+                            for b in report["best"]], ["model", "pass", "batch", "best variant", "median ms", "img/s"], floats="{:.4g}"))
     comparison = reference_comparison(report["results"])
     if comparison:
         report["reference"] = {

@@ -21,8 +21,9 @@ from typing import Any, Callable, Iterator, Sequence
 import nbformat
 from nbclient import NotebookClient
 
-from benchmarks.common import format_table, machine_info, write_json
+from benchmarks.common import machine_info, write_json
 from utils.config import PROFILE_VARIABLE, PROFILES, get_device
+from utils.plots import format_table
 
 DEFAULT_PATTERN = "notebooks/*.ipynb"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -145,8 +146,7 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
     """One row per notebook: status, wall time and the error line of a failure."""
     return format_table(
         [[r["notebook"], r["status"], r["seconds"], r["error"] or ""] for r in results],
-        ["notebook", "status", "seconds", "error"],
-    )
+        ["notebook", "status", "seconds", "error"], floats="{:.4g}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset  # noqa: E402
 
 from benchmarks.common import machine_info, write_json  # noqa: E402
 from utils.config import seed_everything  # noqa: E402
-from utils.distributed import cleanup, distributed_loader, init_distributed, unwrap, wrap_ddp  # noqa: E402
+from utils.train.distributed import cleanup, distributed_loader, init_distributed, unwrap, wrap_ddp  # noqa: E402
 from utils.losses import BCEDiceLoss, deep_supervision_loss  # noqa: E402
 from utils.metrics import iou  # noqa: E402
 from utils.train import fit, save_checkpoint  # noqa: E402

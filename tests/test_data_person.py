@@ -4,7 +4,6 @@ Everything runs offline on tiny files written into pytest's tmp_path.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -151,24 +150,27 @@ def test_connection_error_falls_back_quickly_with_one_line(
     monkeypatch.delenv(kaggle.OFFLINE_VARIABLE)
     monkeypatch.setattr(kaggle, "kaggle_reachable", lambda timeout=0: True)  # get as far as kagglehub
 
+    attempts = []
+
     def no_network(handle: str, *args, **kwargs):
+        attempts.append(handle)
         raise requests.exceptions.ConnectionError("Failed to resolve 'www.kaggle.com'")
 
     monkeypatch.setattr(kagglehub, "dataset_download", no_network)
-    start = time.perf_counter()
     assert kaggle.fetch_kaggle_dataset(PRIMARY_HANDLE) is None
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines == [
         f"Kaggle dataset {PRIMARY_HANDLE} not reachable (ConnectionError); using the synthetic fallback instead."
     ]
 
+    attempts.clear()
     train_ds, val_ds, info = get_person_datasets(image_size=32, n_train=4, n_val=2)
-    elapsed = time.perf_counter() - start
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and "ConnectionError" in lines[0] and "synthetic" in lines[0]
     assert info.source == "synthetic" and isinstance(train_ds, SyntheticPeopleDataset)
     assert (len(train_ds), len(val_ds)) == (4, 2)
-    assert elapsed < 2.0
+    # No retries: each handle is tried at most once (how long that takes is measured in benchmarks/, not here).
+    assert len(attempts) == len(set(attempts))
 
 
 def test_auto_uses_cached_kaggle_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -451,12 +453,3 @@ def test_synthetic_source(capsys: pytest.CaptureFixture) -> None:
     assert (len(train_ds), len(val_ds), info.source) == (5, 3, "synthetic")
     assert not torch.equal(train_ds[0][0], val_ds[0][0])  # validation pictures are different ones
     assert capsys.readouterr().out.count("\n") == 1
-
-
-def test_synthetic_generation_is_fast() -> None:
-    make_synthetic_person_image(0, 0, 128)  # loads the background photos once
-    start = time.perf_counter()
-    for i in range(20):
-        make_synthetic_person_image(0, i, 128)
-    # Generous bound (the target is ~5 ms): catches accidental slow paths, not a slow CI machine.
-    assert (time.perf_counter() - start) / 20 < 0.05

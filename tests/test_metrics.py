@@ -10,7 +10,7 @@ from scipy import ndimage
 from skimage import data, filters
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from utils.metrics import dice, f_measure_curve, iou, mae, max_f_measure, psnr, ssim
+from utils.metrics import dice, f_measure_curve, iou, mae, masked_psnr, max_f_measure, psnr, ssim
 
 # Tolerances for float32 inputs (what a model produces); float64 inputs must agree to
 # rounding error, which FLOAT64_TOL checks (achieved: ~1e-15 for SSIM, 0 for PSNR).
@@ -356,3 +356,36 @@ def test_half_precision_inputs_are_accepted(metric) -> None:
     got = metric(pred.bfloat16(), target.bfloat16())
     assert isinstance(got, float)
     assert got == pytest.approx(reference, abs=0.05)
+
+
+# ---------------------------------------------------------------------------------------------
+# masked_psnr
+# ---------------------------------------------------------------------------------------------
+def test_masked_psnr_counts_only_the_holes():
+    target = torch.zeros(2, 3, 4, 4)
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[:, :, :2] = 1
+    pred = target.clone()
+    pred[:, :, :2] = 0.2  # MSE 0.04 in the holes: 10 log10(4 / 0.04) = 20 dB with data_range 2
+    pred[:, :, 2:] = 5.0  # outside the holes: must not count
+    assert masked_psnr(pred, target, mask, data_range=2.0) == pytest.approx(20.0, abs=1e-4)
+    pred[1, :, :2] = 0.02
+    assert masked_psnr(pred, target, mask, data_range=2.0, reduction="none").tolist() == pytest.approx([20.0, 40.0], abs=1e-4)
+
+
+def test_masked_psnr_with_a_full_mask_is_plain_psnr():
+    generator = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(3, 3, 6, 6, generator=generator), torch.rand(3, 3, 6, 6, generator=generator)
+    assert masked_psnr(pred, target, torch.ones(3, 1, 6, 6)) == pytest.approx(psnr(pred, target), abs=1e-5)
+
+
+def test_masked_psnr_skips_images_without_holes():
+    pred, target = torch.full((2, 3, 4, 4), 0.1), torch.zeros(2, 3, 4, 4)
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[0, :, 1, 1] = 1
+    per_image = masked_psnr(pred, target, mask, reduction="none")
+    assert per_image[0].item() == pytest.approx(20.0, abs=1e-4) and torch.isnan(per_image[1])
+    assert masked_psnr(pred, target, mask) == pytest.approx(20.0, abs=1e-4)
+    assert math.isnan(masked_psnr(pred, target, torch.zeros(2, 1, 4, 4)))
+    with pytest.raises(ValueError, match="mask"):
+        masked_psnr(pred, target, torch.ones(2, 1, 3, 3))

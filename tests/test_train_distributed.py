@@ -11,7 +11,7 @@ from torch import nn
 
 from benchmarks.train_ddp import build_model, build_parser, train
 from utils.config import seed_everything
-from utils.distributed import DistributedContext, distributed_loader, init_distributed, unwrap, wrap_ddp
+from utils.train.distributed import DistributedContext, distributed_loader, init_distributed, unwrap, wrap_ddp
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -79,6 +79,33 @@ def time_calls(step: Callable[[], object], device: torch.device, repeats: int = 
         "std_ms": statistics.stdev(times) if len(times) > 1 else 0.0,
         **stats,
     }
+
+
+def output_shapes(model: nn.Module, modules: Mapping[str, nn.Module], inputs: torch.Tensor) -> dict[str, tuple[int, ...]]:
+    """Run `model(inputs)` once (eval mode, no gradients) and record the output shape of each named module.
+
+    A module returning a tuple (e.g. features and pooling indices) is recorded by its first element.
+    Works on the "meta" device too, where shapes are computed without any arithmetic.
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def recorder(name: str):
+        def hook(_module, _inputs, output):
+            first = output[0] if isinstance(output, (tuple, list)) else output
+            shapes[name] = tuple(first.shape)
+        return hook
+
+    hooks = [module.register_forward_hook(recorder(name)) for name, module in modules.items()]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return shapes
 
 
 def measure_latency(model: nn.Module, input_shape: tuple[int, ...], repeats: int = 5, warmup: int = 1) -> dict[str, float]:

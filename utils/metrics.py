@@ -19,6 +19,7 @@ __all__ = [
     "f_measure_curve",
     "max_f_measure",
     "psnr",
+    "masked_psnr",
     "ssim",
 ]
 
@@ -265,6 +266,34 @@ def psnr(
     # data_range²/0 = inf and log10(inf) = inf, so no special case (and no NaN) is needed.
     per_image = 10 * torch.log10(data_range**2 / mse)
     return _reduce(per_image, reduction)
+
+
+def masked_psnr(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    data_range: float = 1.0,
+    reduction: str = "mean",
+) -> float | torch.Tensor:
+    """PSNR in dB over the pixels where `mask` is on (all channels), per image; for scoring inpainting.
+
+    `mask` is (N, 1, H, W) (or (N, C, H, W)), non-zero inside the holes. An image without any masked
+    pixel has nothing to score: its per-image value is NaN and the mean skips it (NaN if no image has holes).
+    """
+    _check_pair(pred, target, "masked_psnr")
+    _check_reduction(reduction)
+    if mask.dim() != pred.dim() or mask.shape[0] != pred.shape[0] or mask.shape[-2:] != pred.shape[-2:]:
+        raise ValueError(f"masked_psnr: mask {tuple(mask.shape)} does not fit pred {tuple(pred.shape)}")
+    holes = mask.bool().expand_as(pred).flatten(1)
+    squared = (_as_float(pred) - _as_float(target)).pow(2).flatten(1)
+    count = holes.sum(dim=1)
+    mse = (squared * holes).sum(dim=1) / count.clamp_min(1)
+    per_image = 10 * torch.log10(data_range**2 / mse)
+    per_image = torch.where(count > 0, per_image, torch.full_like(per_image, float("nan")))
+    if reduction == "none":
+        return per_image
+    scored = per_image[count > 0]
+    return scored.mean().item() if scored.numel() else float("nan")
 
 
 def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

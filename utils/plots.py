@@ -83,13 +83,28 @@ def overlay_mask(image: torch.Tensor, mask: torch.Tensor, color: tuple[float, fl
     return picture * (1 - weight) + np.asarray(color) * weight
 
 
-def print_table(rows: Sequence[Sequence], header: Sequence[str], floats: str = "{:.4f}") -> None:
-    """Print a small aligned table; floats get a fixed number of decimals."""
-    text = [[floats.format(v) if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v) for v in row]
-            for row in [header, *rows]]
+def format_table(rows: Sequence[Sequence], header: Sequence[str], floats: str = "{:.4f}") -> str:
+    """A small aligned text table: first column left, the others right; floats with `floats`, ints with commas."""
+    def cell(value) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return floats.format(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        return str(value)
+
+    text = [[cell(v) for v in row] for row in [header, *rows]]
     widths = [max(len(row[i]) for row in text) for i in range(len(header))]
+    lines = []
     for index, row in enumerate(text):
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
-        print("  ".join(cells))
+        cells = [row[0].ljust(widths[0])] + [c.rjust(width) for c, width in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells))
         if index == 0:
-            print("  ".join("-" * width for width in widths))
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def print_table(rows: Sequence[Sequence], header: Sequence[str], floats: str = "{:.4f}") -> None:
+    """Print `format_table(rows, header, floats)`: the one table format of the notebooks and the benchmarks."""
+    print(format_table(rows, header, floats))

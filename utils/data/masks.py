@@ -30,7 +30,7 @@ def _check_bounds(name: str, low: float, high: float, smallest: float) -> None:
         raise ValueError(f"need {smallest} <= min_{name} <= max_{name}, got {low} and {high}")
 
 
-def _paint_segment(mask: np.ndarray, start: tuple[float, float], end: tuple[float, float], thickness: float) -> None:
+def paint_segment(mask: np.ndarray, start: tuple[float, float], end: tuple[float, float], thickness: float) -> None:
     """Set to 1 every pixel whose centre lies within thickness / 2 of the segment from `start` to `end`.
 
     Measuring distance to the segment (not to the infinite line) gives round ends, so consecutive segments
@@ -76,7 +76,7 @@ def stroke_mask(
         start = (rng.uniform(0, h - 1), rng.uniform(0, w - 1))
         end = (rng.uniform(0, h - 1), rng.uniform(0, w - 1))
         thickness = int(rng.integers(min_thickness, max_thickness + 1))
-        _paint_segment(mask, start, end, thickness)
+        paint_segment(mask, start, end, thickness)
     return mask
 
 
@@ -143,7 +143,7 @@ def free_form_mask(
                 float(np.clip(point[0] + step * np.sin(angle), 0, h - 1)),
                 float(np.clip(point[1] + step * np.cos(angle), 0, w - 1)),
             )
-            _paint_segment(mask, point, end, thickness)
+            paint_segment(mask, point, end, thickness)
             point = end
     return mask
 

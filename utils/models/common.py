@@ -1,6 +1,8 @@
 """Small pieces shared by every model file: input checks and size matching."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,10 +29,10 @@ def check_image_batch(x: torch.Tensor, in_channels: int, model_name: str) -> Non
         )
 
 
-def match_size(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Pad (or crop) `x` so its height and width equal `reference`'s; odd input sizes need this."""
-    dh = reference.shape[-2] - x.shape[-2]
-    dw = reference.shape[-1] - x.shape[-1]
+def match_size(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Pad (or crop) `x` so that its height and width equal `size` = (H, W); odd input sizes need this."""
+    dh = size[-2] - x.shape[-2]
+    dw = size[-1] - x.shape[-1]
     if dh == 0 and dw == 0:
         return x
     # F.pad with negative amounts crops, so one call covers both cases.

@@ -124,11 +124,11 @@ class RSU(nn.Module):
         # encoder_features[i - 1] is hx{i}; the decoder starts from the innermost one.
         hx = encoder_features[-1]
         for i in range(self.height - 1, 0, -1):
-            skip_feature = encoder_features[i - 1]
+            skip_features = encoder_features[i - 1]
             # Upsample to the skip tensor's exact size (official code does this right after the
             # previous decoder conv; doing it just before this one is the same computation).
-            hx = resize_like(hx, skip_feature)
-            hx = torch.cat((hx, skip_feature), dim=1) if self.skip else hx
+            hx = resize_like(hx, skip_features)
+            hx = torch.cat((hx, skip_features), dim=1) if self.skip else hx  # the inner skip connection
             hx = getattr(self, f"rebnconv{i}d")(hx)
 
         return hx + hxin if self.skip else hx  # the residual: the "R" in RSU
@@ -236,9 +236,9 @@ class U2NetBase(nn.Module):
         side_features = [encoder_features[-1]]  # deepest first: hx6, hx5d, ..., hx1d
         hx = encoder_features[-1]
         for i in range(self.depth - 1, 0, -1):
-            skip_feature = encoder_features[i - 1]
-            hx = resize_like(hx, skip_feature)
-            hx = getattr(self, f"stage{i}d")(torch.cat((hx, skip_feature), dim=1))
+            skip_features = encoder_features[i - 1]
+            hx = resize_like(hx, skip_features)
+            hx = getattr(self, f"stage{i}d")(torch.cat((hx, skip_features), dim=1))  # the outer skip connection
             side_features.append(hx)
         side_features.reverse()  # now hx1d, hx2d, ..., hx6 to match side1..side6
 

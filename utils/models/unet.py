@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.analysis import output_shapes
 from utils.models.common import check_image_batch, match_size
 
 UPSAMPLING_METHODS = ("bilinear", "pixel_shuffle", "unpool", "transpose")
@@ -93,18 +94,20 @@ class Up(nn.Module):
         self.unpool = nn.MaxUnpool2d(2) if method == "unpool" else None
         self.conv = ConvBlock(out_channels * 2 if skip else out_channels, out_channels)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor, indices: torch.Tensor | None = None) -> torch.Tensor:
-        """`skip` gives the target size always, and the features to concatenate when skip=True."""
-        if self.method == "bilinear":
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = self.upsample(x)
-        elif self.method == "unpool":
-            x = self.unpool(self.upsample(x), indices, output_size=skip.shape[-2:])
-        else:
-            x = match_size(self.upsample(x), skip)
+    def forward(self, x: torch.Tensor, skip_features: torch.Tensor, indices: torch.Tensor | None = None) -> torch.Tensor:
+        """Upsample `x` to the size of `skip_features`, concatenate them (if skip=True), then convolve."""
+        x = self.upsample_to(x, skip_features.shape[-2:], indices)
         if self.skip:
-            x = torch.cat([skip, x], dim=1)  # the skip connection: the whole idea of a UNet in one line
+            x = torch.cat([skip_features, x], dim=1)  # the skip connection: the whole idea of a UNet in one line
         return self.conv(x)
+
+    def upsample_to(self, x: torch.Tensor, size: torch.Size, indices: torch.Tensor | None = None) -> torch.Tensor:
+        """x2 upsampling by the chosen method, to exactly `size` (odd input sizes round down in the encoder)."""
+        if self.method == "bilinear":
+            return self.upsample(F.interpolate(x, size=size, mode="bilinear", align_corners=False))
+        if self.method == "unpool":
+            return self.unpool(self.upsample(x), indices, output_size=size)
+        return match_size(self.upsample(x), size)
 
 
 class UNet(nn.Module):
@@ -155,26 +158,9 @@ class UNet(nn.Module):
 
     def shape_table(self, height: int = 256, width: int = 256) -> list[tuple[str, tuple[int, ...]]]:
         """(layer name, output shape) for one image of the given size, for printing in a notebook."""
-        rows: list[tuple[str, tuple[int, ...]]] = []
-        hooks = [
-            module.register_forward_hook(lambda _m, _i, out, name=name: rows.append((name, tuple(_first(out).shape))))
-            for name, module in [("stem", self.stem), ("enc0", self.enc0)]
-            + [(f"down{i + 1}", d) for i, d in enumerate(self.downs)]
-            + [(f"up{self.depth - i}", u) for i, u in enumerate(self.ups)]
-            + [("head", self.head)]
-        ]
-        was_training = self.training
-        try:
-            self.eval()
-            with torch.no_grad():
-                self(torch.zeros(1, self.in_channels, height, width))
-        finally:
-            self.train(was_training)
-            for hook in hooks:
-                hook.remove()
-        return rows
-
-
-def _first(output: torch.Tensor | tuple) -> torch.Tensor:
-    """Down returns (features, indices); the table wants the features."""
-    return output[0] if isinstance(output, tuple) else output
+        layers = {"stem": self.stem, "enc0": self.enc0}
+        layers.update({f"down{i + 1}": down for i, down in enumerate(self.downs)})
+        layers.update({f"up{self.depth - i}": up for i, up in enumerate(self.ups)})
+        layers["head"] = self.head
+        shapes = output_shapes(self, layers, torch.zeros(1, self.in_channels, height, width))
+        return [(name, shapes[name]) for name in layers]

@@ -60,11 +60,11 @@ class DecoderBlock(nn.Module):
             nn.ReLU(inplace=True),
         )
 
-    def forward(self, x: torch.Tensor, tap: torch.Tensor) -> torch.Tensor:
-        """Upsample `x` to the tap's size and decode; the tap's features are used only when skip=True."""
-        x = match_size(self.up(x), tap)
+    def forward(self, x: torch.Tensor, skip_features: torch.Tensor) -> torch.Tensor:
+        """Upsample `x` to the size of the encoder tap `skip_features`; concatenate them (if skip=True), decode."""
+        x = match_size(self.up(x), skip_features.shape[-2:])
         if self.skip:
-            x = torch.cat([tap, x], dim=1)  # the skip connection
+            x = torch.cat([skip_features, x], dim=1)  # the skip connection
         return self.conv(x)
 
 

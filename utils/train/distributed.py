@@ -3,7 +3,7 @@
     context = init_distributed()                       # reads torchrun's RANK, WORLD_SIZE, LOCAL_RANK
     model = wrap_ddp(model, context)                    # DistributedDataParallel on this process's device
     loader = distributed_loader(dataset, batch_size=8)  # each rank sees its own shard of every epoch
-    history = fit(model, loader, loss_fn, steps=1000, device=context.device)
+    history = fit(model, loader, loss_fn, steps=1000, device=context.device)   # utils.train.fit
     cleanup()
 
 Run it with `torchrun --nproc_per_node=N script.py`; started as a plain `python script.py` the same code
@@ -23,7 +23,18 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from utils.config import get_device
-from utils.train import unwrap  # noqa: F401  (re-exported: scripts unwrap DDP models to save their weights)
+from utils.train.devices import channels_last_default
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel or DataParallel wrapper (the model itself otherwise)."""
+    wrappers = (nn.parallel.DistributedDataParallel, nn.DataParallel)
+    return model.module if isinstance(model, wrappers) else model
+
+
+def is_main_process() -> bool:
+    """True outside distributed training, and on rank 0 inside it."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 @dataclass(frozen=True)
@@ -80,8 +91,8 @@ def wrap_ddp(model: nn.Module, context: DistributedContext, sync_batchnorm: bool
     per-GPU batch is small, since BN then normalises with noisy per-rank statistics.
     """
     model = model.to(context.device)
-    if context.device.type == "cuda":
-        # fit() switches CUDA models to channels_last; doing it before wrapping keeps DDP's gradient buckets
+    if channels_last_default(context.device):
+        # fit() switches models to channels_last; doing it before wrapping keeps DDP's gradient buckets
         # in the same layout as the gradients (changing parameters after wrapping is not allowed).
         model = model.to(memory_format=torch.channels_last)
     if not context.distributed:

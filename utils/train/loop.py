@@ -4,26 +4,26 @@
                   metrics={"iou": iou}, eval_every=100)
 
 Training is counted in optimisation steps, not epochs, so that the same budget means the same thing
-for datasets of any size. On CUDA the loop uses mixed precision (bf16 where the GPU has it, else
-fp16 with loss scaling) and channels_last memory layout; on the CPU it runs plain fp32. Under
-``torchrun`` with a DistributedDataParallel model and a DistributedSampler (``utils.distributed``) it also
-works unchanged: only rank 0 prints and shows a bar.
+for datasets of any size. A learning-rate schedule is passed in explicitly (``scheduler=``, e.g.
+``utils.train.cosine_schedule``). Two speed switches, each with a per-device default
+(``utils.train.devices``): ``channels_last`` memory layout (CPU and CUDA) and ``amp`` mixed precision
+(CUDA only: bf16 where the GPU has it, else fp16 with loss scaling). Under ``torchrun`` with a
+DistributedDataParallel model and a DistributedSampler (``utils.train.distributed``) it also works
+unchanged: only rank 0 prints and shows a bar.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
 from utils.config import get_device
+from utils.train.devices import autocast_context, autocast_dtype, channels_last_default, to_device
+from utils.train.distributed import is_main_process, unwrap
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
 
@@ -52,37 +52,6 @@ def main_output(output: torch.Tensor | tuple | list) -> torch.Tensor:
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a DistributedDataParallel or DataParallel wrapper (the model itself otherwise)."""
-    wrappers = (nn.parallel.DistributedDataParallel, nn.DataParallel)
-    return model.module if isinstance(model, wrappers) else model
-
-
-def is_main_process() -> bool:
-    """True outside distributed training, and on rank 0 inside it."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 on GPUs that support it (no loss scaling needed), fp16 on older GPUs, None on CPU."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def autocast_context(device: torch.device, dtype: torch.dtype | None):
-    """Mixed precision in `dtype` on `device`; plain full precision when dtype is None."""
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
-def _to_device(batch: Iterable[torch.Tensor], device: torch.device, channels_last: bool) -> list[torch.Tensor]:
-    # non_blocking overlaps the copy with compute when the loader uses pinned memory.
-    moved = [t.to(device, non_blocking=True) for t in batch]
-    if channels_last:
-        moved = [t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in moved]
-    return moved
-
-
 def _endless(loader: Iterable) -> Iterator:
     """Cycle through the loader, telling a DistributedSampler which epoch it is so shuffles differ."""
     epoch = 0
@@ -109,7 +78,7 @@ def evaluate(
     totals: dict[str, float] = {}
     count = 0
     for batch in loader:
-        inputs, targets = _to_device(batch[:2], device, channels_last=False)
+        inputs, targets = to_device(batch[:2], device, channels_last=False)
         output = model(inputs)
         n = inputs.shape[0]
         scores = {name: fn(main_output(output).float(), targets) for name, fn in (metrics or {}).items()}
@@ -149,29 +118,32 @@ def fit(
     steps: int,
     optimizer: torch.optim.Optimizer | None = None,
     lr: float = 1e-3,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     val_loader: Iterable | None = None,
     metrics: dict[str, Metric] | None = None,
     eval_every: int | None = None,
     device: torch.device | None = None,
     amp: bool | None = None,
+    channels_last: bool | None = None,
     description: str = "training",
     progress: bool = True,
 ) -> History:
     """Train `model` for `steps` optimisation steps; evaluate every `eval_every` steps and at the end.
 
-    `loss_fn(output, target)` gets the model's raw output (a tuple for U2Net). Mixed precision and
-    channels_last switch on by themselves on CUDA (`amp=False` turns both off). Returns a `History`.
+    `loss_fn(output, target)` gets the model's raw output (a tuple for U2Net). `scheduler.step()` is
+    called after every optimisation step. `amp` (mixed precision) and `channels_last` default to what
+    is fastest on the device (None); pass False to turn either off. Returns a `History`.
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     device = device or get_device()
-    use_cuda_tricks = device.type == "cuda" and amp is not False
+    channels_last = channels_last_default(device) if channels_last is None else channels_last
+    dtype = autocast_dtype(device) if amp is not False else None
     model.to(device)
-    if use_cuda_tricks:
+    if channels_last:
         model.to(memory_format=torch.channels_last)
-    dtype = autocast_dtype(device) if use_cuda_tricks else None
     # fp16 gradients can underflow to zero; the scaler multiplies the loss up first. bf16 has fp32's range.
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     optimizer = optimizer or torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     eval_every = eval_every or steps
     history = History()
@@ -181,7 +153,7 @@ def fit(
     bar = tqdm(total=steps, desc=description, disable=not show, leave=True)
     batches = _endless(train_loader)
     for step in range(1, steps + 1):
-        inputs, targets = _to_device(next(batches)[:2], device, channels_last=use_cuda_tricks)
+        inputs, targets = to_device(next(batches)[:2], device, channels_last)
         with autocast_context(device, dtype):
             output = model(inputs)
         # The loss runs outside autocast: binary cross-entropy is not safe in half precision.
@@ -190,6 +162,8 @@ def fit(
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+        if scheduler is not None:
+            scheduler.step()
         history.train_steps.append(step)
         history.train_loss.append(loss.item())
         bar.update(1)
@@ -206,45 +180,3 @@ def fit(
     bar.close()
     history.seconds = time.perf_counter() - start
     return history
-
-
-def cosine_adam(
-    model: nn.Module, steps: int, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999)
-) -> torch.optim.Optimizer:
-    """Adam whose learning rate follows a cosine from `lr` down to 0 over `steps` calls to `step()`, for `fit`."""
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    # fit() only calls optimizer.step(); a post-step hook moves the schedule along with it.
-    optimizer.register_step_post_hook(lambda *_: schedule.step())
-    return optimizer
-
-
-def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, **extra) -> Path:
-    """Save weights (and optimizer state, extra info) atomically: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"model": unwrap(model).state_dict(), "extra": extra}
-    if optimizer is not None:
-        payload["optimizer"] = optimizer.state_dict()
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
-    return path
-
-
-def load_checkpoint(
-    path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, strict: bool = True
-) -> dict:
-    """Load a checkpoint written by `save_checkpoint` (weights_only=True: no arbitrary code runs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or "model" not in payload:
-        raise ValueError(f"{path} is not a checkpoint written by save_checkpoint (no 'model' entry)")
-    unwrap(model).load_state_dict(payload["model"], strict=strict)
-    if optimizer is not None and "optimizer" in payload:
-        optimizer.load_state_dict(payload["optimizer"])
-    return payload.get("extra", {})
