@@ -5,3 +5,6 @@ import os
 os.environ["UNET_COURSE_PROFILE"] = "smoke"
 os.environ.setdefault("UNET_COURSE_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Before torch starts (here, in pytest's first conftest): idle OpenMP threads sleep instead of spinning, so the suite
+# keeps its speed on a machine that is doing other work (measured in README, "Run profiles"). Kernels inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

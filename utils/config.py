@@ -8,12 +8,19 @@
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
+import sys
 from dataclasses import asdict, dataclass, replace
 
-import numpy as np
-import torch
+# OpenMP threads that wait for work should sleep, not spin: on a busy 2-core laptop spinning threads made a training
+# step 5x slower (measured; see README, "Run profiles"). OpenMP reads this once, when torch starts, so it only helps
+# when this module is imported before torch; the notebooks' setup cell and conftest.py set it earlier still.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 PROFILE_VARIABLE = "UNET_COURSE_PROFILE"
 # Set to 1 (or true/yes/on) to skip every network attempt: Kaggle data, ImageNet weights, official checkpoints.
@@ -44,6 +51,7 @@ class Profile:
     n_train: int  # training images for datasets that have a fixed size
     n_val: int  # held-out images
     num_workers: int
+    sized_for: str = ""  # what the sizes were chosen for, e.g. "GPU with 15 GiB" (printed by setup())
 
     def to_dict(self) -> dict:
         """Plain dict, handy for printing and logging."""
@@ -75,12 +83,64 @@ def get_device() -> torch.device:
     return torch.device("cpu")
 
 
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity: a container's or `taskset`'s share, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+def loader_workers(limit: int = 4) -> int:
+    """DataLoader worker processes that fit the machine: one core stays with the training process.
+
+    2 vCPUs (Colab) give 1 worker, never 4. 0 (load in the main process) where new processes are spawned (Windows,
+    macOS): a spawned worker must re-import the dataset class, which fails for one defined inside a notebook.
+    """
+    start_method = multiprocessing.get_start_method(allow_none=True)
+    if start_method is None:  # not chosen yet: Python's default for this platform
+        start_method = "spawn" if sys.platform in ("win32", "darwin") else "fork"
+    if start_method == "spawn":
+        return 0
+    return max(0, min(limit, usable_cpus() - 1))
+
+
+def gpu_memory_gib(device_index: int = 0) -> float | None:
+    """Total memory of CUDA device `device_index` in GiB, or None without CUDA."""
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_properties(device_index).total_memory / 2**30
+
+
+# The `gpu` profile by the GPU's memory (GiB, upper bound exclusive): a 4-6 GB laptop GPU gets smaller pictures and
+# batches (estimated peak under 3 GiB for notebooks 01/03/05, against 5-5.5 GiB for the 16 GB setting), a 16 GB T4
+# the standard setting, 40-80 GB cards larger batches. Steps stay the same, so results stay comparable.
+GPU_TIERS: tuple[tuple[float, dict], ...] = (
+    (10.0, dict(image_size=192, sr_crop_size=192, inpaint_size=192, u2net_size=256, base_channels=32, batch_size=8,
+                seg_image_size=192)),
+    (32.0, {}),
+    (float("inf"), dict(batch_size=32)),
+)
+
+
+def gpu_profile(memory_gib: float | None) -> Profile:
+    """The `gpu` profile sized for a GPU with `memory_gib` GiB (None: no GPU seen, the standard 16 GB setting)."""
+    memory = 15.0 if memory_gib is None else memory_gib
+    changes = next(changes for bound, changes in GPU_TIERS if memory < bound)
+    sized_for = f"GPU with {memory_gib:.0f} GiB" if memory_gib is not None else "a 16 GB GPU (no GPU seen)"
+    return replace(PROFILES["gpu"], **changes, num_workers=loader_workers(), sized_for=sized_for)
+
+
 def get_profile(name: str | None = None, **overrides) -> Profile:
-    """The profile named, else $UNET_COURSE_PROFILE, else `gpu` with CUDA and `cpu` without."""
+    """The profile named, else $UNET_COURSE_PROFILE, else `gpu` with CUDA and `cpu` without.
+
+    `gpu` is sized from the GPU's memory (`GPU_TIERS`) and its loader workers from the usable cores.
+    """
     name = name or os.environ.get(PROFILE_VARIABLE) or ("gpu" if torch.cuda.is_available() else "cpu")
     if name not in PROFILES:
         raise ValueError(f"{PROFILE_VARIABLE} must be one of {sorted(PROFILES)}, got {name!r}")
-    return replace(PROFILES[name], **overrides)
+    profile = gpu_profile(gpu_memory_gib()) if name == "gpu" else PROFILES[name]
+    return replace(profile, **overrides)
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -96,7 +156,11 @@ def setup(seed: int = 0, profile: str | None = None, verbose: bool = True) -> tu
     seed_everything(seed)
     config = get_profile(profile)
     device = get_device()
+    if torch.get_num_threads() > usable_cpus():
+        torch.set_num_threads(usable_cpus())  # more threads than usable cores only wait on each other
     if verbose:
         threads = torch.get_num_threads()
-        print(f"profile: {config.name} | device: {device} | torch {torch.__version__} | CPU threads: {threads}")
+        sized = f" ({config.sized_for}: {config.image_size} px, batch {config.batch_size})" if config.sized_for else ""
+        print(f"profile: {config.name}{sized} | device: {device} | torch {torch.__version__} | CPU threads: {threads}"
+              f" | loader workers: {config.num_workers}")
     return config, device

@@ -18,11 +18,21 @@ def channels_last_default(device: torch.device) -> bool:
     return device.type in ("cuda", "cpu")
 
 
+# bf16 runs natively (tensor cores, cuDNN kernels) from Ampere on: compute capability 8.0 (A100, RTX 30xx) and up.
+BF16_MIN_CAPABILITY = (8, 0)
+
+
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 on GPUs that support it (no loss scaling needed), fp16 on older GPUs, None on CPU."""
+    """bf16 on GPUs that run it natively (compute capability >= 8), fp16 (with loss scaling) on older ones, None on CPU.
+
+    `torch.cuda.is_bf16_supported()` is not the test: it says True on a T4 (7.5), where bf16 is emulated and its
+    convolutions leave cuDNN for a path several times slower than fp16.
+    """
     if device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    native_bf16 = tuple(torch.cuda.get_device_capability(index)) >= BF16_MIN_CAPABILITY
+    return torch.bfloat16 if native_bf16 else torch.float16
 
 
 def autocast_context(device: torch.device, dtype: torch.dtype | None):
