@@ -26,7 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("submissions", type=Path, nargs="+",
                      help="a notebook (the student is its folder's name), a student's folder, or a folder of them")
     run.add_argument("--source", type=Path, default=ROOT / "solutions", help="solution notebook or folder")
+    run.add_argument("--out", type=Path, default=None,
+                     help="folder for gradebook.csv, summary.csv and, per student, the executed notebooks and "
+                          "an HTML feedback page per notebook (created with mode 0700)")
     run.add_argument("--csv", type=Path, default=None, help="write the gradebook here (one row per exercise)")
+    run.add_argument("--summary", type=Path, default=None,
+                     help="write the per-student summary here (student, notebook, score, max score, time, status)")
+    run.add_argument("--sandbox", choices=("auto", "require", "off"), default="auto",
+                     help="run kernels in bubblewrap: auto (when it works, else a loud warning), require, off")
+    run.add_argument("--memory-gb", type=float, default=6.0, help="memory limit of one kernel (default 6 GiB)")
     run.add_argument("--cell-timeout", type=float, default=120.0, help="seconds one cell may run (default 120)")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds one notebook may run (default 600)")
     run.add_argument("--profile", default="smoke", help="UNET_COURSE_PROFILE for the kernels (default smoke)")
@@ -49,11 +57,16 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
 
-    limits = Limits(args.cell_timeout, args.timeout, args.profile, args.run_experiments)
-    rows = grade(args.submissions, args.source, args.csv, limits, jobs=args.jobs)
+    limits = Limits(args.cell_timeout, args.timeout, args.profile, args.run_experiments, args.sandbox, args.memory_gb)
+    try:
+        rows = grade(args.submissions, args.source, args.csv, limits, jobs=args.jobs, out_dir=args.out,
+                     summary_path=args.summary)
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     total, most = sum(r.points for r in rows), sum(r.max_points for r in rows)
     print(f"\n{len({r.student for r in rows})} student(s), {total:g} of {most:g} points in all"
-          + (f"; gradebook: {args.csv}" if args.csv else ""))
+          + (f"; gradebook: {args.csv or args.out / 'gradebook.csv'}" if args.csv or args.out else ""))
     return 0
 
 

@@ -1,130 +1,148 @@
-"""Run one notebook cell by cell in a fresh kernel, with time limits, and record what every cell did.
+"""Talk to one student kernel over the Jupyter protocol: run a cell, wait for its reply, keep its outputs.
 
-Started by the grader as its own process (`python -m grading.runner JOB.json`), so that a submission that hangs
-or floods its output can be killed without taking the grader down. After every cell it rewrites RESULT.json
-(named in the job), so whatever it got through survives even if it is killed.
+A cell passes only when the kernel's own `execute_reply` for that request says `ok` before the cell's time
+limit. Outputs are matched to the request by its message id, so a cell that overran can never lend its outputs
+(or its silence) to a later one: after a timeout or a dead kernel the grader throws the kernel away.
 """
 from __future__ import annotations
 
 import json
-import os
-import sys
+import queue
+import secrets
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbclient.util import run_sync
+from jupyter_client import BlockingKernelClient
+from jupyter_client.connect import write_connection_file
 
-PROBE_TIMEOUT_S = 15  # after interrupting a cell that ran over time: how long the kernel gets to answer again
+from grading.sandbox import KernelProcess, ResourceLimits, Scratch
+
 MAX_OUTPUT_CHARS = 100_000  # per cell: enough for any check's message, not for a print loop that never ends
+IDLE_GRACE_S = 5.0  # after the reply: how long to wait for the last outputs of the cell
 
 
-class CappedClient(NotebookClient):
-    """A NotebookClient that keeps at most MAX_OUTPUT_CHARS of output per cell."""
+@dataclass
+class CellRun:
+    """What one execute request did: status 'ok' | 'error' | 'timeout' | 'dead', and the cell's outputs."""
 
-    def output(self, outs, msg, display_id, cell_index):  # noqa: ANN001, ANN201 (nbclient's signature)
-        """Count this output against the cell's budget; past it, drop the output and say so once."""
-        used = getattr(self, "_output_chars", {})
-        self._output_chars = used
-        size = len(json.dumps(msg.get("content", {}), default=str))
-        used[cell_index] = used.get(cell_index, 0) + size
-        if used[cell_index] > MAX_OUTPUT_CHARS:
-            if used[cell_index] - size <= MAX_OUTPUT_CHARS:
-                outs.append(nbformat.v4.new_output("stream", name="stdout", text="\n[grader: output truncated]\n"))
-            return None
-        return super().output(outs, msg, display_id, cell_index)
+    status: str
+    ename: str = ""
+    evalue: str = ""
+    outputs: list = field(default_factory=list)
+    seconds: float = 0.0
+    user_expressions: dict = field(default_factory=dict)
+    execution_count: int | None = None
 
-
-def summarise(cell: nbformat.NotebookNode) -> dict:
-    """What the grader needs from an executed cell: its error (if any) and what it wrote to stderr."""
-    record: dict = {"status": "ok", "stderr": ""}
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "error":
-            record.update(status="error", ename=output.get("ename", ""), evalue=str(output.get("evalue", ""))[:2000])
-        elif output.get("output_type") == "stream" and output.get("name") == "stderr":
-            record["stderr"] += output.get("text", "")[:2000]
-    return record
+    @property
+    def stderr(self) -> str:
+        """Everything the cell wrote to stderr."""
+        return "".join(o.get("text", "") for o in self.outputs if o.get("output_type") == "stream"
+                       and o.get("name") == "stderr")
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write atomically: the grader may read the file at any moment."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(temporary, path)
+class KernelSession:
+    """A fresh kernel in a scratch folder (sandboxed when possible), driven over IPC sockets."""
 
+    def __init__(self, scratch: Scratch, environment: dict[str, str], limits: ResourceLimits, use_sandbox: bool,
+                 startup_timeout: float = 120.0) -> None:
+        self.scratch = scratch
+        connection_file = scratch.run_dir / f"kernel-{secrets.token_hex(4)}.json"
+        # IPC sockets are files in the scratch folder: they work inside a sandbox without a network.
+        write_connection_file(str(connection_file), ip=str(scratch.run_dir / "k"), transport="ipc",
+                              key=secrets.token_hex(16).encode())
+        self.process = KernelProcess(scratch, connection_file, environment, limits, use_sandbox)
+        self.client = BlockingKernelClient()
+        self.client.load_connection_file(str(connection_file))
+        self.client.start_channels()
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if not self.process.alive():
+                raise RuntimeError(f"the kernel did not start: {self.process.log_tail() or 'no message'}")
+            try:
+                self.client.wait_for_ready(timeout=min(5.0, max(0.1, deadline - time.monotonic())))
+                break
+            except RuntimeError as error:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the kernel did not start within {startup_timeout:g} s") from error
+        self._drain()
 
-def run(job: dict) -> dict:
-    """Execute the job's notebook; return {"cells": {index: record}, "kernel_pid": ..., "finished": bool}."""
-    notebook = nbformat.read(job["notebook"], as_version=4)
-    result_path = Path(job["result"])
-    skip_tags = set(job.get("skip_tags", []))
-    cell_timeout, total = float(job["cell_timeout"]), float(job["total_timeout"])
-    deadline = time.monotonic() + total
-    result: dict = {"cells": {}, "kernel_pid": None, "finished": False}
-    client = CappedClient(
-        notebook, timeout=int(cell_timeout), allow_errors=True, interrupt_on_timeout=False,
-        record_timing=False, kernel_name=job.get("kernel_name", "python3"), startup_timeout=120,
-        shutdown_kernel="immediate",  # a kernel still stuck in a student's loop would not shut down politely
-        resources={"metadata": {"path": job["cwd"]}},
-    )
-    code_cells = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and c.source.strip()
-                  and not skip_tags & set(c.get("metadata", {}).get("tags", []))]
-
-    def give_up(from_position: int, reason: str) -> None:
-        for index in code_cells[from_position:]:
-            result["cells"].setdefault(str(index), {"status": "not run", "reason": reason})
-
-    try:
-        with client.setup_kernel():
-            provisioner = getattr(client.km, "provisioner", None)
-            process = getattr(provisioner, "process", None)
-            result["kernel_pid"] = getattr(process, "pid", None)
-            write_json(result_path, result)
-            for position, index in enumerate(code_cells):
-                remaining = deadline - time.monotonic()
-                if remaining < 1:
-                    give_up(position, f"not run: the notebook's total time limit ({total:g} s) was used up")
-                    break
-                limit = max(1, int(min(cell_timeout, remaining)))
-                client.timeout = limit
+    def _drain(self) -> None:
+        """Forget messages left from start-up."""
+        for channel in (self.client.iopub_channel, self.client.shell_channel):
+            while True:
                 try:
-                    client.execute_cell(notebook.cells[index], index)
-                    result["cells"][str(index)] = summarise(notebook.cells[index])
-                except CellTimeoutError:
-                    reason = (f"timed out (the cell time limit of {limit} s)" if limit >= cell_timeout
-                              else f"timed out (the notebook's total time limit of {total:g} s ran out)")
-                    result["cells"][str(index)] = {"status": "timeout", "reason": reason}
-                    run_sync(client.km.interrupt_kernel)()  # nbclient's kernel manager is asynchronous
-                    client.timeout = PROBE_TIMEOUT_S
-                    probe = nbformat.v4.new_code_cell("pass")
-                    try:
-                        client.execute_cell(probe, index)
-                    except (CellTimeoutError, DeadKernelError):
-                        give_up(position + 1, "not run: the kernel did not recover from an earlier timeout")
-                        break
-                except DeadKernelError:
-                    died = "the kernel died (out of memory, or the code exited Python)"
-                    result["cells"][str(index)] = {"status": "error", "ename": "DeadKernelError", "evalue": died}
-                    give_up(position + 1, "not run: the kernel died in an earlier cell")
+                    channel.get_msg(timeout=0.05)
+                except queue.Empty:
                     break
-                write_json(result_path, result)
-            result["finished"] = True
-    except Exception as error:  # kernel start-up or messaging failure: say so, keep what ran
-        result["crash"] = f"{type(error).__name__}: {error}"[:2000]
-        give_up(0, f"not run: {result['crash']}")
-    write_json(result_path, result)
-    return result
+
+    def execute(self, code: str, timeout: float, silent: bool = False,
+                user_expressions: dict[str, str] | None = None) -> CellRun:
+        """Run `code`; return its reply status and outputs. Never waits past `timeout` (+ a short grace)."""
+        started = time.monotonic()
+        deadline = started + max(0.5, timeout)
+        msg_id = self.client.execute(code, silent=silent, store_history=not silent,
+                                     user_expressions=user_expressions or {}, allow_stdin=False, stop_on_error=False)
+        outputs: list = []
+        used = 0
+        reply = None
+        idle = False
+        reply_time = None
+        while not (reply is not None and idle):
+            now = time.monotonic()
+            if reply is None and now > deadline:
+                return CellRun("timeout", outputs=outputs, seconds=now - started)
+            if reply is not None and now > reply_time + IDLE_GRACE_S:
+                break  # the reply counts; outputs still in flight are dropped
+            if not self.process.alive():
+                return CellRun("dead", outputs=outputs, seconds=now - started)
+            try:
+                message = self.client.iopub_channel.get_msg(timeout=0.05)
+            except queue.Empty:
+                message = None
+            if message is not None and message.get("parent_header", {}).get("msg_id") == msg_id:
+                kind, content = message["msg_type"], message["content"]
+                if kind == "status":
+                    idle = idle or content.get("execution_state") == "idle"
+                elif kind in ("stream", "display_data", "execute_result", "error") and not silent:
+                    size = len(json.dumps(content, default=str))
+                    used += size
+                    if used <= MAX_OUTPUT_CHARS:
+                        try:
+                            outputs.append(nbformat.v4.output_from_msg(message))
+                        except ValueError:
+                            pass
+                    elif used - size <= MAX_OUTPUT_CHARS:
+                        outputs.append(nbformat.v4.new_output("stream", name="stdout",
+                                                              text="\n[grader: output truncated]\n"))
+                elif kind == "clear_output" and not silent:
+                    outputs = []
+            if reply is None:
+                try:
+                    candidate = self.client.shell_channel.get_msg(timeout=0)
+                except queue.Empty:
+                    candidate = None
+                if candidate is not None and candidate.get("parent_header", {}).get("msg_id") == msg_id:
+                    reply, reply_time = candidate["content"], time.monotonic()
+        status = reply.get("status", "error")
+        result = CellRun("ok" if status == "ok" else "error", seconds=time.monotonic() - started, outputs=outputs,
+                         user_expressions=reply.get("user_expressions", {}) or {},
+                         execution_count=reply.get("execution_count"))
+        if result.status == "error":
+            result.ename = str(reply.get("ename", "Error"))[:200]
+            result.evalue = str(reply.get("evalue", ""))[:2000]
+        return result
+
+    def close(self) -> None:
+        """Stop the channels and kill the kernel with everything it started."""
+        try:
+            self.client.stop_channels()
+        except Exception:  # noqa: BLE001 (closing must never fail)
+            pass
+        self.process.kill()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: `python -m grading.runner JOB.json`."""
-    argv = sys.argv[1:] if argv is None else argv
-    job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    run(job)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def connection_dir(scratch: Scratch) -> Path:
+    """Where a session keeps its connection file and sockets."""
+    return scratch.run_dir
