@@ -338,3 +338,47 @@ def test_denoising_pairs_are_noisy_copies_and_fixed_for_validation():
     assert torch.equal(noisy, clean) and clean.min() >= -1
     with pytest.raises(ValueError):
         DenoisingDataset(train, 32, noise_std=-1)
+
+
+# ---------------------------------------------------------------------------------------------- photo set and grid
+
+
+def test_offline_photo_set_is_large_and_split_by_photo(skimage_photos):
+    train, val = skimage_photos
+    assert len(SKIMAGE_TRAIN_PHOTOS) + len(SKIMAGE_HELDOUT_PHOTOS) >= 12 and len(SKIMAGE_HELDOUT_PHOTOS) >= 4
+    assert not set(SKIMAGE_TRAIN_PHOTOS) & set(SKIMAGE_HELDOUT_PHOTOS)
+    # Every photo is at least 300 px on each side, so any crop up to 300 (the gpu profile's 256) fits.
+    assert min(min(photo.shape[:2]) for photo in train + val) >= 300
+    assert "grace_hopper" in SKIMAGE_HELDOUT_PHOTOS  # from matplotlib's sample data
+
+
+@pytest.mark.parametrize("crop_size, per_photo", [(96, 8), (128, 16), (128, 2)])
+def test_grid_layout_gives_non_overlapping_fixed_crops(skimage_photos, crop_size, per_photo):
+    _, val = skimage_photos
+    dataset = PhotoCrops(val, crop_size, train=False, crops_per_image=per_photo, layout="grid")
+    distinct, total = dataset.distinct_pixels()
+    assert distinct == total == len(dataset) * crop_size**2
+    for photo_index in range(len(val)):
+        count = sum(1 for tile in dataset.tiles if tile[0] == photo_index)
+        height, width = val[photo_index].shape[:2]
+        assert 1 <= count == min(per_photo, (height // crop_size) * (width // crop_size))
+    again = PhotoCrops(val, crop_size, train=False, crops_per_image=per_photo, layout="grid")
+    assert all(np.array_equal(a, b) for a, b in zip(dataset, again))
+
+
+def test_random_layout_crops_overlap_and_distinct_pixels_says_so(skimage_photos):
+    _, val = skimage_photos
+    dataset = PhotoCrops(val, 128, train=False, crops_per_image=16)
+    distinct, total = dataset.distinct_pixels()
+    assert total == 64 * 128**2 and distinct < total
+
+
+def test_layout_is_checked_and_passed_through_by_the_datasets(skimage_photos):
+    _, val = skimage_photos
+    with pytest.raises(ValueError, match="layout"):
+        PhotoCrops(val, 64, train=False, layout="spiral")
+    sr = SuperResolutionDataset(val, 64, 4, train=False, crops_per_image=2, layout="grid")
+    inpaint = InpaintingDataset(val, 64, "rectangles", 4, train=False, crops_per_image=2, layout="grid")
+    assert sr.tiles == inpaint.tiles and len(sr) == 2 * len(val)
+    with pytest.raises(ValueError, match="validation"):
+        PhotoCrops(val, 64).distinct_pixels()

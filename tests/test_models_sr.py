@@ -83,3 +83,14 @@ def test_bad_activation_and_input_are_rejected():
         PixelShuffleUNet(3, 3, final_activation="relu")
     with pytest.raises(ValueError, match="input channel"):
         PixelShuffleUNet(3, 3, base_channels=8, depth=2)(torch.rand(1, 4, 8, 8))
+
+
+def test_residual_pixel_shuffle_unet_can_start_from_bicubic():
+    torch.manual_seed(0)
+    model = PixelShuffleUNet(3, 3, scale=4, base_channels=8, depth=2, residual=True, base="bicubic").eval()
+    small = torch.rand(1, 3, 8, 8) * 2 - 1
+    with torch.no_grad():
+        out = model(small)
+    assert torch.allclose(out, F.interpolate(small, scale_factor=4, mode="bicubic", align_corners=False), atol=1e-6)
+    with pytest.raises(ValueError, match="base"):
+        PixelShuffleUNet(3, 3, residual=True, base="nearest")

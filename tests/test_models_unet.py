@@ -124,3 +124,34 @@ def test_shape_table_lists_every_level():
     assert rows["down2"] == (1, 32, 16, 12)
     assert rows["up1"] == (1, 8, 64, 48)
     assert rows["head"] == (1, 3, 64, 48)
+
+
+@pytest.mark.parametrize("up", ["bilinear", "pixel_shuffle", "transpose"])
+@pytest.mark.parametrize("base_channels", [16, 64])
+def test_parameter_matched_no_skip_unet_has_the_skip_unets_count(up, base_channels):
+    with_skip = count_parameters(UNet(3, 3, base_channels=base_channels, up=up))
+    plain = count_parameters(UNet(3, 3, base_channels=base_channels, up=up, skip=False))
+    matched = UNet(3, 3, base_channels=base_channels, up=up, skip=False, match_skip_params=True)
+    assert plain < with_skip
+    assert abs(count_parameters(matched) - with_skip) <= 0.001 * with_skip
+    # Still no encoder features: every decoder block sees only the (wider) upsampled path.
+    assert all(not level.skip and level.conv[0].in_channels == level.upsample[0].out_channels // (4 if up == "pixel_shuffle" else 1)
+               for level in matched.ups)
+
+
+def test_parameter_matched_no_skip_unet_runs_and_ignores_the_encoder():
+    model = UNet(3, 3, skip=False, match_skip_params=True, **SMALL).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 40, 56)).shape == (2, 3, 40, 56)
+
+
+@pytest.mark.parametrize("kwargs", [dict(skip=True, match_skip_params=True),
+                                    dict(skip=False, match_skip_params=True, up="unpool")])
+def test_parameter_matching_rejects_skips_and_unpooling(kwargs):
+    with pytest.raises(ValueError, match="match_skip_params"):
+        UNet(3, 3, **SMALL, **kwargs)
+
+
+def test_default_unet_is_unchanged_by_the_matching_option():
+    assert count_parameters(UNet(3, 3)) == 28_985_155
+    assert count_parameters(UNet(3, 3, skip=False)) == 25_851_715

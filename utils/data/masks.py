@@ -191,6 +191,7 @@ class InpaintingDataset(PhotoCrops):
         thickness: int | None = None,
         samples_per_epoch: int = 1000,
         crops_per_image: int = 4,
+        layout: str = "random",
     ) -> None:
         if mask_kind not in MASK_KINDS:
             raise ValueError(f"mask_kind must be one of {MASK_KINDS}, got {mask_kind!r}")
@@ -212,6 +213,7 @@ class InpaintingDataset(PhotoCrops):
             samples_per_epoch=samples_per_epoch,
             crops_per_image=crops_per_image,
             seed=seed,
+            layout=layout,
         )
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -49,11 +49,18 @@ ImageItem = Union[np.ndarray, Path]
 ValueRange = tuple[float, float]
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
-# Fixed lists, so that every run and every student trains and validates on the same photos.
-# Only real photographs: no drawings (logo, colorwheel), textures or microscopy slides.
-# camera is greyscale; it is used as three equal channels.
-SKIMAGE_TRAIN_PHOTOS: tuple[str, ...] = ("astronaut", "coffee", "rocket", "camera")
-SKIMAGE_HELDOUT_PHOTOS: tuple[str, ...] = ("chelsea",)
+# Fixed lists, so that every run and every student trains and validates on the same photos: 13 real
+# photographs that install with scikit-image and matplotlib (no drawings such as logo or colorwheel, no
+# microscope slides, nothing whose licence is undocumented; see data/README.md). Greyscale photos (camera,
+# clock, grass, gravel, brick, coins) are used as three equal channels. The split is by photo: the held-out
+# four (a cat's fur, a portrait, a brick wall, coins with sharp rims) are never cropped for training.
+SKIMAGE_TRAIN_PHOTOS: tuple[str, ...] = (
+    "astronaut", "coffee", "rocket", "retina", "hubble_deep_field", "camera", "clock", "grass", "gravel",
+)
+SKIMAGE_HELDOUT_PHOTOS: tuple[str, ...] = ("chelsea", "grace_hopper", "brick", "coins")
+# Not in scikit-image: loaded from matplotlib's sample data (file name there).
+MATPLOTLIB_PHOTOS: dict[str, str] = {"grace_hopper": "grace_hopper.jpg"}
+VAL_LAYOUTS = ("random", "grid")
 
 DIV2K_HANDLE = "soumikrakshit/div2k-high-resolution-images"
 SR_SCALES = (2, 4)
@@ -193,7 +200,9 @@ class PhotoCrops(Dataset):
 
     Training: `samples_per_epoch` items, each a random photo, position and orientation, drawn anew every
     time an item is read. Validation: `crops_per_image` crops per photo whose positions depend only on
-    (seed, index), so every evaluation sees exactly the same pixels.
+    (seed, index), so every evaluation sees exactly the same pixels. With layout="grid" the validation crops
+    are tiles of a grid that do not overlap (at most `crops_per_image` per photo, spread evenly over it), so
+    every held-out pixel is scored at most once; `distinct_pixels()` says how many pixels the crops cover.
     """
 
     def __init__(
@@ -205,7 +214,10 @@ class PhotoCrops(Dataset):
         samples_per_epoch: int = 1000,
         crops_per_image: int = 4,
         seed: int = 0,
+        layout: str = "random",
     ) -> None:
+        if layout not in VAL_LAYOUTS:
+            raise ValueError(f"layout must be one of {VAL_LAYOUTS}, got {layout!r}")
         if crop_size < 1:
             raise ValueError(f"crop_size must be positive, got {crop_size}")
         if samples_per_epoch < 1 or crops_per_image < 1:
@@ -219,9 +231,38 @@ class PhotoCrops(Dataset):
         self.samples_per_epoch = int(samples_per_epoch)
         self.crops_per_image = int(crops_per_image)
         self.seed = int(seed)
+        self.layout = layout
+        # (photo index, top, left) of every validation tile, worked out once from the photo sizes.
+        self.tiles = [] if self.train or layout == "random" else self._grid_tiles()
+
+    def _grid_tiles(self) -> list[tuple[int, int, int]]:
+        """Non-overlapping crop positions: a centred grid per photo, thinned evenly to `crops_per_image`."""
+        size, tiles = self.crop_size, []
+        for photo_index, item in enumerate(self.images):
+            height, width = _image_size(item)
+            rows, cols = height // size, width // size
+            top0, left0 = (height - rows * size) // 2, (width - cols * size) // 2
+            grid = [(top0 + r * size, left0 + c * size) for r in range(rows) for c in range(cols)]
+            keep = np.unique(np.linspace(0, len(grid) - 1, min(len(grid), self.crops_per_image)).round().astype(int))
+            tiles += [(photo_index, *grid[k]) for k in keep]
+        return tiles
+
+    def distinct_pixels(self) -> tuple[int, int]:
+        """(distinct photo pixels covered by the validation crops, pixels in all crops together)."""
+        if self.train:
+            raise ValueError("distinct_pixels() describes the fixed validation crops (train=False)")
+        covered = {}
+        for index in range(len(self)):
+            photo_index, top, left = self.position(index, self.generator(index))
+            if photo_index not in covered:
+                covered[photo_index] = np.zeros(_image_size(self.images[photo_index]), dtype=bool)
+            covered[photo_index][top : top + self.crop_size, left : left + self.crop_size] = True
+        return int(sum(c.sum() for c in covered.values())), len(self) * self.crop_size**2
 
     def __len__(self) -> int:
-        return self.samples_per_epoch if self.train else len(self.images) * self.crops_per_image
+        if self.train:
+            return self.samples_per_epoch
+        return len(self.tiles) if self.layout == "grid" else len(self.images) * self.crops_per_image
 
     def generator(self, index: int) -> np.random.Generator:
         """Random numbers for item `index`: fixed by (seed, index) for validation, fresh on every training read."""
@@ -237,17 +278,24 @@ class PhotoCrops(Dataset):
         item = self.images[photo_index]
         return item if isinstance(item, np.ndarray) else load_rgb(item)
 
+    def position(self, index: int, rng: np.random.Generator) -> tuple[int, int, int]:
+        """(photo index, top, left) of item `index`: a grid tile, or drawn with `rng`."""
+        if self.tiles:
+            return self.tiles[index]
+        photo_index = int(rng.integers(len(self.images))) if self.train else index // self.crops_per_image
+        height, width = _image_size(self.images[photo_index])
+        if height < self.crop_size or width < self.crop_size:  # a file may have changed on disk since the check
+            raise ValueError(f"image {self.images[photo_index]} is {height}x{width}, smaller than crop {self.crop_size}")
+        return photo_index, int(rng.integers(height - self.crop_size + 1)), int(rng.integers(width - self.crop_size + 1))
+
     def crop(self, index: int, rng: np.random.Generator) -> np.ndarray:
         """Cut the crop for item `index` using `rng` for every random choice."""
         size = self.crop_size
-        photo_index = int(rng.integers(len(self.images))) if self.train else index // self.crops_per_image
+        photo_index, top, left = self.position(index, rng)
         photo = self.photo(photo_index)
-        height, width = photo.shape[:2]
-        if height < size or width < size:  # a file may have changed on disk since the size check
-            raise ValueError(f"image {self.images[photo_index]} is {height}x{width}, smaller than crop {size}")
-        top = int(rng.integers(height - size + 1))
-        left = int(rng.integers(width - size + 1))
         patch = photo[top : top + size, left : left + size]
+        if patch.shape[:2] != (size, size):  # a file may have changed on disk since the size check
+            raise ValueError(f"image {self.images[photo_index]} is smaller than crop {size}")
         if self.train:
             # Restoring fine detail depends on local texture, which is just as realistic mirrored or turned,
             # so the 8 flips/rotations multiply the variety of a few photos for free (standard in SR training).
@@ -295,6 +343,7 @@ class SuperResolutionDataset(PhotoCrops):
         seed: int = 0,
         train: bool = True,
         crops_per_image: int = 4,
+        layout: str = "random",
     ) -> None:
         self.scale = check_scale(scale)
         if crop_size % self.scale:
@@ -310,6 +359,7 @@ class SuperResolutionDataset(PhotoCrops):
             samples_per_epoch=samples_per_epoch,
             crops_per_image=crops_per_image,
             seed=seed,
+            layout=layout,
         )
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -356,7 +406,11 @@ class DenoisingDataset(PhotoCrops):
 
 
 def _skimage_photo(name: str) -> np.ndarray:
-    """One of scikit-image's bundled photographs as uint8 (H, W, 3); greyscale becomes three equal channels."""
+    """A photograph bundled with scikit-image (or matplotlib) as uint8 (H, W, 3); greyscale becomes 3 channels."""
+    if name in MATPLOTLIB_PHOTOS:
+        from matplotlib import cbook
+
+        return load_rgb(Path(cbook.get_sample_data(MATPLOTLIB_PHOTOS[name], asfileobj=False)))
     from skimage import data
 
     photo = np.asarray(getattr(data, name)(), dtype=np.uint8)
@@ -371,7 +425,7 @@ def _from_skimage() -> tuple[list[ImageItem], list[ImageItem], dict]:
     val = [_skimage_photo(name) for name in SKIMAGE_HELDOUT_PHOTOS]
     info = {
         "source": "skimage",
-        "description": "scikit-image sample photos",
+        "description": "scikit-image and matplotlib sample photos",
         "root": None,
         "train_names": list(SKIMAGE_TRAIN_PHOTOS),
         "val_names": list(SKIMAGE_HELDOUT_PHOTOS),

@@ -10,6 +10,7 @@ The course reference enlarges the photo first (bilinear) and lets a UNet sharpen
   (Kim et al., 2016) does: output = enlarged input + correction.
 
     model = PixelShuffleUNet(3, 3, scale=4, base_channels=16, residual=True)   # input: the small image
+    model = PixelShuffleUNet(3, 3, scale=4, residual=True, base="bicubic")     # start from bicubic instead
     model = ResidualSR(UNet(3, 3, base_channels=16))                           # input: the enlarged image
 """
 from __future__ import annotations
@@ -45,29 +46,33 @@ class PixelShuffleUNet(nn.Module):
         skip: bool = True,
         final_activation: str | None = "tanh",
         residual: bool = False,
+        base: str = "bilinear",
     ) -> None:
         super().__init__()
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise ValueError(f"scale must be a positive integer, got {scale!r}")
         activation = make_activation(final_activation)
+        if base not in ("bilinear", "bicubic"):
+            raise ValueError(f"base must be 'bilinear' or 'bicubic', got {base!r}")
         if residual and in_channels != out_channels:
             raise ValueError(f"residual=True adds the input to the output, so in_channels ({in_channels}) "
                              f"must equal out_channels ({out_channels})")
         self.in_channels, self.out_channels, self.scale, self.residual = in_channels, out_channels, scale, residual
+        self.base = base  # the interpolation a residual model starts from and corrects
         # The UNet's own 1x1 head becomes the sub-pixel layer. The activation comes after the shuffle, so the
         # output range is the same as a resize-then-UNet model's.
         self.unet = UNet(in_channels, out_channels * scale**2, base_channels, depth, skip, "bilinear", None)
         self.shuffle = nn.PixelShuffle(scale)
         self.activation = activation
         if residual:
-            zero_init_(self.unet.head)  # start exactly at bilinear interpolation, then learn the missing detail
+            zero_init_(self.unet.head)  # start exactly at the interpolation, then learn the missing detail
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (N, in_channels, h, w) to (N, out_channels, scale * h, scale * w)."""
         check_image_batch(x, self.in_channels, "PixelShuffleUNet")
         out = self.activation(self.shuffle(self.unet(x)))
         if self.residual:
-            out = out + F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+            out = out + F.interpolate(x, scale_factor=self.scale, mode=self.base, align_corners=False)
         return out
 
 

@@ -10,7 +10,10 @@ Layout at the default depth=4 and base_channels=64 (the course's reference desig
 
 With ``skip=True`` each decoder ConvBlock sees ``2c`` channels (``c`` upsampled + ``c`` from the
 encoder). ``skip=False`` drops the concatenation and nothing else, so that ConvBlock takes ``c``
-channels: only the first conv of every decoder block gets narrower.
+channels: only the first conv of every decoder block gets narrower, and the model has fewer parameters
+(10.8 % fewer at the reference width). ``skip=False, match_skip_params=True`` is the capacity control:
+each decoder level's upsampler then makes more channels (about 1.8c instead of c), chosen so that the
+model has the parameter count of the UNet with skips (to within 0.1 %); it still sees no encoder features.
 """
 from __future__ import annotations
 
@@ -83,16 +86,35 @@ def make_upsampler(method: str, in_channels: int, out_channels: int) -> nn.Modul
     return nn.Sequential(*layers, nn.BatchNorm2d(out_channels), nn.LeakyReLU(NEGATIVE_SLOPE, inplace=True))
 
 
+def _level_parameters(method: str, in_channels: int, up_channels: int, out_channels: int, skip: bool) -> int:
+    """Parameters of one decoder level (upsampler + ConvBlock), in closed form, without building it."""
+    per_pixel = {"bilinear": 1, "unpool": 1, "pixel_shuffle": 4, "transpose": 16}[method]
+    upsampler = in_channels * up_channels * per_pixel + 2 * up_channels  # conv weights + BatchNorm
+    block_in = up_channels + (out_channels if skip else 0)
+    return upsampler + 9 * block_in * out_channels + 9 * out_channels**2 + 4 * out_channels
+
+
+def matched_up_channels(method: str, in_channels: int, out_channels: int) -> int:
+    """Upsampler width that gives a no-skip decoder level the parameter count of a level with skips."""
+    if method == "unpool":
+        raise ValueError("match_skip_params needs an upsampler that can change the width; unpool cannot")
+    target = _level_parameters(method, in_channels, out_channels, out_channels, skip=True)
+    return min(range(out_channels, 4 * out_channels + 1),
+               key=lambda u: abs(_level_parameters(method, in_channels, u, out_channels, skip=False) - target))
+
+
 class Up(nn.Module):
     """Upsample x2, concatenate the encoder's features of the same level (if skip), then a ConvBlock."""
 
-    def __init__(self, in_channels: int, out_channels: int, method: str = "bilinear", skip: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, method: str = "bilinear", skip: bool = True,
+                 up_channels: int | None = None) -> None:
         super().__init__()
         self.method = method
         self.skip = skip
-        self.upsample = make_upsampler(method, in_channels, out_channels)
+        up_channels = up_channels or out_channels  # wider only for the parameter-matched no-skip control
+        self.upsample = make_upsampler(method, in_channels, up_channels)
         self.unpool = nn.MaxUnpool2d(2) if method == "unpool" else None
-        self.conv = ConvBlock(out_channels * 2 if skip else out_channels, out_channels)
+        self.conv = ConvBlock(up_channels + out_channels if skip else up_channels, out_channels)
 
     def forward(self, x: torch.Tensor, skip_features: torch.Tensor, indices: torch.Tensor | None = None) -> torch.Tensor:
         """Upsample `x` to the size of `skip_features`, concatenate them (if skip=True), then convolve."""
@@ -122,10 +144,13 @@ class UNet(nn.Module):
         skip: bool = True,
         up: str = "bilinear",
         final_activation: str | None = "tanh",
+        match_skip_params: bool = False,
     ) -> None:
         super().__init__()
         if up not in UPSAMPLING_METHODS:
             raise ValueError(f"up must be one of {UPSAMPLING_METHODS}, got {up!r}")
+        if match_skip_params and skip:
+            raise ValueError("match_skip_params widens a decoder without skips; use it with skip=False")
         activation = make_activation(final_activation)
         if depth < 1 or in_channels < 1 or out_channels < 1 or base_channels < 1:
             raise ValueError("depth, in_channels, out_channels and base_channels must all be positive")
@@ -139,7 +164,11 @@ class UNet(nn.Module):
         self.downs = nn.ModuleList(
             Down(widths[i], widths[i + 1], keep_indices=(up == "unpool")) for i in range(depth)
         )
-        self.ups = nn.ModuleList(Up(widths[i + 1], widths[i], up, skip) for i in reversed(range(depth)))
+        self.ups = nn.ModuleList(
+            Up(widths[i + 1], widths[i], up, skip,
+               matched_up_channels(up, widths[i + 1], widths[i]) if match_skip_params else None)
+            for i in reversed(range(depth))
+        )
         self.head = nn.Conv2d(base_channels, out_channels, 1)
         self.activation = activation
 
