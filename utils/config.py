@@ -65,7 +65,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu", image_size=96, sr_crop_size=128, inpaint_size=128, u2net_size=160, base_channels=16,
-        batch_size=8, train_steps=600, seg_image_size=64, seg_steps=500, seg_lr=1e-3, eval_every=100, n_train=800, n_val=120, num_workers=0,
+        batch_size=8, train_steps=600, seg_image_size=64, seg_steps=800, seg_lr=2e-3, eval_every=100, n_train=800, n_val=120, num_workers=0,
     ),
     "gpu": Profile(
         name="gpu", image_size=256, sr_crop_size=256, inpaint_size=256, u2net_size=320, base_channels=64,
