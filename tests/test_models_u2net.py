@@ -208,3 +208,39 @@ def test_describe_rows(models):
 def test_bad_input_raises(models, bad, match):
     with pytest.raises(ValueError, match=match):
         models["u2netp"](bad)
+
+
+def test_inner_skip_and_residual_switches_are_separate():
+    x = torch.rand(1, 8, 20, 20)
+    no_inner = RSU(4, 8, 4, 6, inner_skip=False)
+    assert no_inner.residual and not no_inner.inner_skip
+    assert no_inner.rebnconv1d.conv_s1.in_channels == 4  # no concatenation
+    no_res = RSU(4, 8, 4, 6, residual=False)
+    assert no_res.inner_skip and not no_res.residual
+    assert no_res.rebnconv1d.conv_s1.in_channels == 8
+    no_res.eval()
+    with torch.no_grad():
+        hxin = no_res.rebnconvin(x)
+        both = RSU(4, 8, 4, 6)
+        both.load_state_dict(no_res.state_dict())
+        both.eval()
+        torch.testing.assert_close(both(x), no_res(x) + hxin)  # the residual is exactly the "+ hxin"
+    full = U2NetP(inner_skip=False)
+    assert all(not getattr(full, f"stage{i}").inner_skip and getattr(full, f"stage{i}").residual for i in range(1, 7))
+
+
+def test_fusion_init_mean_starts_d0_as_the_average_of_the_side_logits():
+    torch.manual_seed(0)
+    default = U2NetP()
+    torch.manual_seed(0)
+    mean = U2NetP(fusion_init="mean")
+    torch.testing.assert_close(mean.outconv.weight, torch.full_like(mean.outconv.weight, 1 / 6))
+    assert mean.outconv.bias.abs().max() == 0
+    # Everything else is the same random initialisation.
+    for (name, a), (_, b) in zip(default.state_dict().items(), mean.state_dict().items()):
+        if not name.startswith("outconv"):
+            torch.testing.assert_close(a, b)
+    two = U2NetP(out_ch=2, fusion_init="mean").outconv.weight[:, :, 0, 0]
+    assert torch.allclose(two.sum(dim=1), torch.ones(2)) and two[0, 1] == 0 and two[1, 0] == 0
+    with pytest.raises(ValueError, match="fusion_init"):
+        U2NetP(fusion_init="zeros")

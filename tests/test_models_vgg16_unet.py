@@ -113,3 +113,49 @@ def test_gradients_reach_every_parameter():
 def test_bad_input(bad):
     with pytest.raises(ValueError):
         VGG16UNet(pretrained=False)(bad)
+
+
+@pytest.mark.parametrize("batch_norm, width", [(True, 1.0), (True, 0.5), (False, 0.5)])
+def test_offline_encoder_forms_keep_the_taps_and_shapes(batch_norm, width):
+    model = VGG16UNet(pretrained=False, batch_norm=batch_norm, width=width)
+    x = torch.rand(2, 3, 64, 64)
+    taps = []
+    with torch.no_grad():
+        h = (x - model.mean) / model.std
+        for stage in model.encoder:
+            h = stage(h)
+            taps.append(h)
+            assert isinstance(stage[-1], torch.nn.ReLU)  # every tap is taken right after a ReLU
+    assert [t.shape[1] for t in taps] == [round(w * width) for w in (64, 128, 256, 512, 512)]
+    assert [t.shape[-1] for t in taps] == [64, 32, 16, 8, 4]
+    assert model(x).shape == (2, 1, 64, 64)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.encoder.modules()) == batch_norm
+
+
+def test_vgg16_bn_layout_matches_torchvision():
+    from torchvision.models import vgg16_bn
+
+    ours = VGG16UNet(pretrained=False, batch_norm=True)
+    with torch.device("meta"):  # shapes only: no 120M-parameter classifier to initialise
+        theirs = vgg16_bn().features[:43].state_dict()
+    assert [tuple(v.shape) for v in ours.encoder.state_dict().values()] == [tuple(v.shape) for v in theirs.values()]
+
+
+def test_imagenet_weights_only_for_the_plain_layout():
+    with pytest.raises(ValueError, match="pretrained=False"):
+        VGG16UNet(pretrained=True, batch_norm=True)
+    with pytest.raises(ValueError, match="width"):
+        VGG16UNet(pretrained=False, width=0)
+
+
+def test_bilinear_upsampling_has_no_grid_at_init():
+    torch.manual_seed(0)
+    flat = torch.ones(1, 64, 8, 8)
+    from utils.models.vgg16_unet import DecoderBlock
+
+    bilinear = DecoderBlock(64, 32, 16, upsample="bilinear").up(flat)[..., 2:-2, 2:-2]
+    transposed = DecoderBlock(64, 32, 16).up(flat)[..., 2:-2, 2:-2]
+    assert bilinear.std(dim=(-2, -1)).max() < 1e-5
+    assert transposed.std(dim=(-2, -1)).max() > 1e-3
+    with pytest.raises(ValueError, match="upsample"):
+        DecoderBlock(64, 32, 16, upsample="nearest")

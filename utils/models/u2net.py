@@ -15,10 +15,17 @@ The idea: a U-Net whose every stage is itself a small U-Net.
   outer U, makes a 1-channel side prediction from each decoder stage (and the
   deepest encoder stage), and fuses the six side maps with a 1x1 conv.
 
-Ablation switch: `skip=False` (accepted by `RSU`, `U2Net` and `U2NetP`) builds
+Ablation switches (accepted by `RSU`, `U2Net` and `U2NetP`): `skip=False` builds
 RSU blocks without their inner concatenations and without the residual add, so
-each block is a plain encoder/decoder. The outer U's concatenations stay, so
+each block is a plain encoder/decoder. `inner_skip=` and `residual=` turn off one
+of the two alone (each defaults to `skip`). The outer U's concatenations stay, so
 only the "U inside the U" loses its skips.
+
+Fusion initialisation: `fusion_init="default"` (the official model) leaves the 1x1
+fusion conv with PyTorch's random initialisation, so some side maps start with a
+negative weight in d0. `fusion_init="mean"` starts it as the plain average of the
+side-map logits (every weight 1/6, bias 0); the other weights are the same random
+numbers either way.
 
 Attribute names (`stage1.rebnconv6d.conv_s1.weight`, ...) follow the official
 code of xuebinqin/U-2-Net so its pretrained checkpoints load with strict=True.
@@ -73,16 +80,21 @@ class RSU(nn.Module):
 
     skip=False is the ablation: the decoder convs take only the deeper feature
     (mid_ch input channels instead of 2*mid_ch, no concatenation) and the block
-    returns the decoder output without adding hxin.
+    returns the decoder output without adding hxin. inner_skip=False removes only
+    the concatenations, residual=False only the add (both default to `skip`).
     """
 
     def __init__(
-        self, height: int, in_ch: int, mid_ch: int, out_ch: int, dilated: bool = False, skip: bool = True
+        self, height: int, in_ch: int, mid_ch: int, out_ch: int, dilated: bool = False, skip: bool = True,
+        *, inner_skip: bool | None = None, residual: bool | None = None,
     ) -> None:
         super().__init__()
         if height < 2:
             raise ValueError(f"RSU height must be at least 2, got {height}")
         self.height, self.dilated, self.skip = height, dilated, skip
+        # The two halves of the ablation, each on its own: the U's concatenations and the residual add.
+        self.inner_skip = skip if inner_skip is None else inner_skip
+        self.residual = skip if residual is None else residual
 
         self.rebnconvin = ConvBNReLU(in_ch, out_ch, dilation=1)
 
@@ -95,7 +107,7 @@ class RSU(nn.Module):
             setattr(self, f"rebnconv{i}", ConvBNReLU(conv_in, mid_ch, dilation=self._dilation(i)))
 
         # Decoder, deepest first. Without skips a decoder conv sees only the deeper feature.
-        dec_in = 2 * mid_ch if skip else mid_ch
+        dec_in = 2 * mid_ch if self.inner_skip else mid_ch
         for i in range(height - 1, 0, -1):
             conv_out = out_ch if i == 1 else mid_ch
             dilation = 2 ** (i - 1) if dilated else 1
@@ -128,10 +140,13 @@ class RSU(nn.Module):
             # Upsample to the skip tensor's exact size (official code does this right after the
             # previous decoder conv; doing it just before this one is the same computation).
             hx = resize_like(hx, skip_features)
-            hx = torch.cat((hx, skip_features), dim=1) if self.skip else hx  # the inner skip connection
+            hx = torch.cat((hx, skip_features), dim=1) if self.inner_skip else hx  # the inner skip connection
             hx = getattr(self, f"rebnconv{i}d")(hx)
 
-        return hx + hxin if self.skip else hx  # the residual: the "R" in RSU
+        return hx + hxin if self.residual else hx  # the residual: the "R" in RSU
+
+
+FUSION_INITS = ("default", "mean")
 
 
 class StageSpec(NamedTuple):
@@ -187,8 +202,11 @@ def stage_names(num_stages: int) -> list[str]:
 class U2NetBase(nn.Module):
     """Outer U of RSU stages built from a stage table; U2Net and U2NetP only choose the table."""
 
-    def __init__(self, stages: list[StageSpec], in_ch: int = 3, out_ch: int = 1, skip: bool = True) -> None:
+    def __init__(self, stages: list[StageSpec], in_ch: int = 3, out_ch: int = 1, skip: bool = True, *,
+                 inner_skip: bool | None = None, residual: bool | None = None, fusion_init: str = "default") -> None:
         super().__init__()
+        if fusion_init not in FUSION_INITS:
+            raise ValueError(f"fusion_init must be one of {FUSION_INITS}, got {fusion_init!r}")
         if len(stages) % 2 == 0:
             raise ValueError(f"a stage table needs N encoder + N-1 decoder rows, got {len(stages)} rows")
         self.in_ch, self.out_ch, self.skip = in_ch, out_ch, skip
@@ -198,7 +216,8 @@ class U2NetBase(nn.Module):
 
         # Registration order = official order: stage1, pool12, stage2, ..., stage6, stage5d, ..., stage1d.
         for idx, (name, spec) in enumerate(zip(names, self.stages)):
-            setattr(self, name, RSU(spec.height, spec.in_ch, spec.mid_ch, spec.out_ch, spec.dilated, skip))
+            setattr(self, name, RSU(spec.height, spec.in_ch, spec.mid_ch, spec.out_ch, spec.dilated, skip,
+                                    inner_skip=inner_skip, residual=residual))
             if idx < self.depth - 1:
                 setattr(self, f"pool{idx + 1}{idx + 2}", nn.MaxPool2d(2, stride=2, ceil_mode=True))
 
@@ -209,6 +228,14 @@ class U2NetBase(nn.Module):
             setattr(self, f"side{i}", nn.Conv2d(source_ch, out_ch, 3, padding=1))
         # The fused map d0 is a learned 1x1 mix of all side maps.
         self.outconv = nn.Conv2d(self.depth * out_ch, out_ch, 1)
+        self.fusion_init = fusion_init
+        if fusion_init == "mean":
+            # d0 starts as the average of the side logits: no side map enters with a negative sign.
+            with torch.no_grad():
+                self.outconv.weight.zero_()
+                for k in range(out_ch):  # output channel k averages channel k of every side map
+                    self.outconv.weight[k, k::out_ch] = 1.0 / self.depth
+                self.outconv.bias.zero_()
 
     def stage_table(self) -> list[tuple[str, str, int, int, int]]:
         """Rows (stage name, block type, in, mid, out) for printing the architecture as a table."""
@@ -253,15 +280,17 @@ class U2NetBase(nn.Module):
 class U2Net(U2NetBase):
     """The full U^2-Net (44.0 M parameters) of arXiv 2005.09007."""
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 1, skip: bool = True) -> None:
-        super().__init__(u2net_stages(in_ch), in_ch, out_ch, skip)
+    def __init__(self, in_ch: int = 3, out_ch: int = 1, skip: bool = True, **switches) -> None:
+        """`switches`: inner_skip=, residual=, fusion_init= (see U2NetBase and the module docstring)."""
+        super().__init__(u2net_stages(in_ch), in_ch, out_ch, skip, **switches)
 
 
 class U2NetP(U2NetBase):
     """The small U^2-Net-p (1.1 M parameters): the same design with 64/16 channels throughout."""
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 1, skip: bool = True) -> None:
-        super().__init__(u2netp_stages(in_ch), in_ch, out_ch, skip)
+    def __init__(self, in_ch: int = 3, out_ch: int = 1, skip: bool = True, **switches) -> None:
+        """`switches`: inner_skip=, residual=, fusion_init= (see U2NetBase and the module docstring)."""
+        super().__init__(u2netp_stages(in_ch), in_ch, out_ch, skip, **switches)
 
 
 def describe(model: U2NetBase) -> list[tuple[str, str, int, int, int]]:

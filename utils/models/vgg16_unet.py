@@ -36,6 +36,8 @@ from utils.models.common import check_image_batch, match_size
 
 # Slices of vgg16().features that end right after the ReLUs at indices 3, 8, 15, 22 and 29.
 ENCODER_SLICES = ((0, 4), (4, 9), (9, 16), (16, 23), (23, 30))
+# The same five taps in vgg16_bn().features (a BatchNorm after every conv): ReLUs 5, 12, 22, 32 and 42.
+ENCODER_SLICES_BN = ((0, 6), (6, 13), (13, 23), (23, 33), (33, 43))
 ENCODER_WIDTHS = (64, 128, 256, 512, 512)
 # Slim widths: the decoder upsamples what the encoder found, it need not be as wide (see the module docstring).
 DECODER_WIDTHS = (128, 64, 32, 16)
@@ -43,13 +45,27 @@ REFERENCE_DECODER_WIDTHS = (512, 256, 128, 64)
 DOWNLOAD_TIMEOUT_S = 5.0
 
 
-class DecoderBlock(nn.Module):
-    """2x2 transposed conv (x2 upsampling), concat with the encoder tap (if skip), two conv-BN-ReLU."""
+UPSAMPLE_MODES = ("transposed", "bilinear")
 
-    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, skip: bool = True) -> None:
+
+class DecoderBlock(nn.Module):
+    """2x2 transposed conv (x2 upsampling), concat with the encoder tap (if skip), two conv-BN-ReLU.
+
+    upsample="bilinear" replaces the transposed conv by bilinear x2 + 1x1 conv: no 2x2 grid by construction
+    (notebook 01's checkerboard lesson).
+    """
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, skip: bool = True,
+                 upsample: str = "transposed") -> None:
         super().__init__()
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
         self.skip = skip
-        self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+        if upsample == "transposed":
+            self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+        else:
+            self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                                    nn.Conv2d(in_channels, out_channels, 1))
         conv_in = out_channels + skip_channels if skip else out_channels
         self.conv = nn.Sequential(
             nn.Conv2d(conv_in, out_channels, 3, padding=1, bias=False),
@@ -85,6 +101,11 @@ def _imagenet_vgg16_state_dict() -> dict[str, torch.Tensor]:
         socket.setdefaulttimeout(previous)
 
 
+def vgg16_config(width: float = 1.0) -> list[int | str]:
+    """VGG16's layer list ("D": 13 convs, "M" = max-pool) with every conv width scaled by `width`."""
+    return [layer if layer == "M" else max(1, round(layer * width)) for layer in cfgs["D"]]
+
+
 def _kaiming_init(features: nn.Sequential) -> None:
     """VGG's own initialisation; PyTorch's default would shrink the signal through 13 convs without BN."""
     for module in features.modules():
@@ -110,27 +131,41 @@ class VGG16UNet(nn.Module):
         freeze_encoder: bool = False,
         weights_path: str | Path | None = None,
         decoder_widths: tuple[int, int, int, int] = DECODER_WIDTHS,
+        batch_norm: bool = False,
+        width: float = 1.0,
+        upsample: str = "transposed",
     ) -> None:
+        """`batch_norm=True` builds torchvision's vgg16_bn layout (BatchNorm after every conv) and `width`
+        scales every encoder width (0.5: 32..256 channels). Both are for training from random weights,
+        where plain VGG16 learns slowly; the ImageNet weights fit only the plain full-width layout.
+        `upsample`: "transposed" (2x2 stride-2 transposed convs, the seed's decoder) or "bilinear"."""
         super().__init__()
         if len(decoder_widths) != 4 or any(not isinstance(w, int) or w < 1 for w in decoder_widths):
             raise ValueError(f"decoder_widths must be four positive integers (one per skip tap), got {decoder_widths!r}")
-        self.skip = skip
+        if not 0 < width <= 4:
+            raise ValueError(f"width must be in (0, 4], got {width!r}")
+        plain = not batch_norm and width == 1.0
+        if not plain and (pretrained or weights_path is not None):
+            raise ValueError("ImageNet VGG16 weights fit only batch_norm=False, width=1.0; pass pretrained=False")
+        self.skip, self.batch_norm, self.width = skip, batch_norm, width
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         # Only the convolutional part: building all of vgg16() would initialise a 120M-parameter classifier.
-        features = make_layers(cfgs["D"], batch_norm=False)
+        features = make_layers(vgg16_config(width), batch_norm=batch_norm)
         _kaiming_init(features)
         self.weights_source = self._load_encoder_weights(features, pretrained, weights_path)
-        self.encoder = nn.ModuleList(features[start:end] for start, end in ENCODER_SLICES)
+        slices = ENCODER_SLICES_BN if batch_norm else ENCODER_SLICES
+        self.encoder = nn.ModuleList(features[start:end] for start, end in slices)
+        encoder_widths = tuple(max(1, round(w * width)) for w in ENCODER_WIDTHS)
         if freeze_encoder:
             for parameter in self.encoder.parameters():
                 parameter.requires_grad_(False)
 
         decoder_widths = tuple(decoder_widths)
-        in_widths = (ENCODER_WIDTHS[-1],) + decoder_widths[:-1]  # 512 from the bridge, then each block's output
-        tap_widths = ENCODER_WIDTHS[-2::-1]  # 512, 256, 128, 64
+        in_widths = (encoder_widths[-1],) + decoder_widths[:-1]  # 512 from the bridge, then each block's output
+        tap_widths = encoder_widths[-2::-1]  # 512, 256, 128, 64 (at width 1)
         self.decoder = nn.ModuleList(
-            DecoderBlock(i, t, o, skip) for i, t, o in zip(in_widths, tap_widths, decoder_widths)
+            DecoderBlock(i, t, o, skip, upsample) for i, t, o in zip(in_widths, tap_widths, decoder_widths)
         )
         self.head = nn.Conv2d(decoder_widths[-1], 1, 1)
 

@@ -11,6 +11,13 @@ soft like in a photo, while the mask is cut at 50 % coverage and stays strictly 
 
 Sample `index` of a dataset with seed `seed` depends only on (seed, index): the same numbers give the
 same picture on every machine, in every DataLoader worker, in any order.
+
+Difficulty knob: ``difficulty=1.0`` (the default) is the set described above. Lower values scale down
+the clutter that is there to make the task hard: the mean number of distractors (1.8 at 1.0), the share
+of skin-coloured ones (40 %), the chance of an occluder (20 %) and the share of small, far-away people
+(35 %, the rest goes to medium and close-up people). ``difficulty=0`` leaves photo backgrounds and
+1-3 medium or large people. Picture i of a seed keeps its background photo crop at every difficulty;
+the rest is drawn anew.
 """
 from __future__ import annotations
 
@@ -506,7 +513,8 @@ def _visible_fraction(joints: dict[str, np.ndarray], height: int, width: int) ->
 # --------------------------------------------------------------------------------------------
 # Distractors: things with skin and clothing colours that are NOT people.
 # --------------------------------------------------------------------------------------------
-def _draw_distractor(canvas: _Canvas, rng: np.random.Generator, code: int, height: int, width: int) -> Paint:
+def _draw_distractor(canvas: _Canvas, rng: np.random.Generator, code: int, height: int, width: int,
+                     skin_share: float = 0.4) -> Paint:
     """Draw one non-person shape with `code` and return how to paint it."""
     short = min(height, width)
     centre = rng.uniform([0, 0], [width, height])
@@ -530,7 +538,7 @@ def _draw_distractor(canvas: _Canvas, rng: np.random.Generator, code: int, heigh
         radii = short * rng.uniform(0.04, 0.15, corners)
         corner_points = [centre + r * np.array([math.cos(a), math.sin(a)]) for a, r in zip(angles, radii, strict=True)]
         canvas.polygon(corner_points, code)
-    if rng.random() < 0.4:
+    if rng.random() < skin_share:
         # Skin-coloured things make "find the skin colour" a losing strategy.
         tone = SKIN_TONES[rng.integers(len(SKIN_TONES))]
         return Paint("plain", tone, tone, grain=0.03)
@@ -590,22 +598,30 @@ def _shrink(values: np.ndarray) -> np.ndarray:
     return block_sum * (1 / s**2)
 
 
-def render_people_picture(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Draw one synthetic picture; returns (image uint8 (H, W, 3), mask uint8 (H, W) with 1 = person)."""
+def render_people_picture(rng: np.random.Generator, height: int, width: int,
+                          difficulty: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one synthetic picture; returns (image uint8 (H, W, 3), mask uint8 (H, W) with 1 = person).
+
+    `difficulty` in [0, 1] scales the clutter (see the module docstring); 1.0 is the standard set.
+    """
+    if not 0.0 <= difficulty <= 1.0:
+        raise ValueError(f"difficulty must be between 0 and 1, got {difficulty!r}")
     background = _background(rng, height, width)
     ss_h, ss_w = height * SUPERSAMPLE, width * SUPERSAMPLE
     canvas = _Canvas(ss_h, ss_w)
     paints: dict[int, Paint] = {}
 
-    for code in range(1, 1 + min(rng.poisson(1.8), 8)):
-        paints[code] = _draw_distractor(canvas, rng, code, ss_h, ss_w)
+    for code in range(1, 1 + min(rng.poisson(1.8 * difficulty), 8)):
+        paints[code] = _draw_distractor(canvas, rng, code, ss_h, ss_w, skin_share=0.4 * difficulty)
+    far_share = 0.35 * difficulty  # small, far-away people; what is taken from them goes to the others
+    size_shares = np.array([far_share, 0.4, 0.25]) * np.array([1.0, *[(1 - far_share) / 0.65] * 2])
 
     n_people = int(rng.choice([1, 2, 3], p=[0.55, 0.3, 0.15]))
     people = []
     for _ in range(n_people):
         # Mix of far-away, medium and close-up people, in units of picture height.
         size = ss_h * float(rng.choice([rng.uniform(0.3, 0.55), rng.uniform(0.55, 0.9), rng.uniform(0.9, 1.6)],
-                                       p=[0.35, 0.4, 0.25]))
+                                       p=size_shares / size_shares.sum()))
         body, pose = sample_body(rng), sample_pose(rng)
         tilt = rng.normal(0, 6) if rng.random() < 0.9 else rng.uniform(-40, 40)
         for _attempt in range(4):
@@ -627,7 +643,7 @@ def render_people_picture(rng: np.random.Generator, height: int, width: int) -> 
             paint.light_origin, paint.light_direction = light_origin, light_direction
             paints[first_code + part] = paint
 
-    if rng.random() < 0.2:
+    if rng.random() < 0.2 * difficulty:
         paints[99] = _occluder(canvas, rng, 99, ss_h, ss_w)
 
     labels = np.asarray(canvas.image)
@@ -646,13 +662,17 @@ def render_people_picture(rng: np.random.Generator, height: int, width: int) -> 
     return image, mask
 
 
-def make_synthetic_person_image(seed: int, index: int, image_size: ImageSize = 128) -> tuple[np.ndarray, np.ndarray]:
-    """Picture `index` of the synthetic set `seed` as (image uint8 (H, W, 3), mask uint8 (H, W))."""
+def make_synthetic_person_image(seed: int, index: int, image_size: ImageSize = 128,
+                                difficulty: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Picture `index` of the synthetic set `seed` as (image uint8 (H, W, 3), mask uint8 (H, W)).
+
+    `difficulty` in [0, 1]: 1.0 is the standard set, lower values have less clutter (module docstring).
+    """
     height, width = as_height_width(image_size)
     rng = np.random.default_rng([seed, index])
     # A picture where everyone ended up hidden would teach nothing; draw again from the same stream.
     for _attempt in range(10):
-        image, mask = render_people_picture(rng, height, width)
+        image, mask = render_people_picture(rng, height, width, difficulty)
         if mask.any():
             break
     return image, mask
