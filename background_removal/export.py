@@ -5,14 +5,17 @@ the official way (see ``background_removal.weights.preprocess``), and one output
 (1, 1, size, size): the fused sigmoid map. Only the fused map is exported because it is the
 prediction; the six side maps only matter for the training loss.
 
-Using the file with rembg (``pip install "rembg[cli]"``)::
+Using the file with rembg (``pip install "rembg[cli,cpu]"``: without ``cpu`` (or ``gpu``) no onnxruntime is
+installed and rembg stops with "No onnxruntime backend found")::
 
     U2NET_HOME=$(dirname /path/to/model.onnx) \\
         rembg i -m u2net_custom -x '{"model_path": "/path/to/model.onnx"}' in.jpg out.png
 
 rembg's ``u2net_custom`` session feeds the first input with the image resized to 320 x 320 (Lanczos),
 divided by its maximum and ImageNet-normalised, reads the first output, min-max normalises it and
-resizes it back: the same recipe as the official test script, so export with ``size=320``.
+resizes it back (``background_removal.recipe``), so export with ``size=320``. ``dynamic_batch=True``
+gives the input a free batch dimension (``batch``, 3, size, size): rembg still feeds one image at a
+time, ``background_removal.fast`` feeds several.
 ``U2NET_HOME`` is rembg's model folder (default ``~/.u2net``); recent rembg releases (reportedly from
 2.0.75 on) only load a custom model from inside that folder, and pointing it at the model's own
 folder is harmless with older ones.
@@ -62,8 +65,8 @@ def _export_options() -> dict:
     return options
 
 
-def export_onnx(model: U2NetBase, path: str | Path, size: int = 320) -> Path:
-    """Write `model` as one self-contained ONNX file: input (1, 3, size, size), first output the fused map."""
+def export_onnx(model: U2NetBase, path: str | Path, size: int = 320, dynamic_batch: bool = False) -> Path:
+    """Write `model` as one self-contained ONNX file: input (1 or any, 3, size, size), first output the fused map."""
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise ValueError(f"the ONNX file name should end in .onnx, got {path.name}")
@@ -72,7 +75,14 @@ def export_onnx(model: U2NetBase, path: str | Path, size: int = 320) -> Path:
     # Work on a CPU copy in eval mode: the caller's model keeps its device and train/eval mode,
     # and batch norm is exported with its running statistics.
     wrapper = FusedMapOnly(copy.deepcopy(model).cpu().float()).eval()
-    example = torch.zeros(1, 3, size, size)
+    # torch.export treats a dimension of size 1 as a constant, so a free batch is traced with two images.
+    example = torch.zeros(2 if dynamic_batch else 1, 3, size, size)
+    options = _export_options()
+    if dynamic_batch:
+        if options.get("dynamo"):
+            options["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=1024)},)
+        else:
+            options["dynamic_axes"] = {"input": {0: "batch"}, "d0": {0: "batch"}}
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # Export into a private folder, check it holds exactly one file, then move that file into place:
@@ -82,7 +92,7 @@ def export_onnx(model: U2NetBase, path: str | Path, size: int = 320) -> Path:
         with torch.no_grad():
             torch.onnx.export(
                 wrapper, (example,), str(scratch_file),
-                input_names=["input"], output_names=["d0"], **_export_options(),
+                input_names=["input"], output_names=["d0"], **options,
             )
         produced = sorted(p.name for p in Path(scratch).iterdir())
         if produced != [path.name]:

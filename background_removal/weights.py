@@ -33,19 +33,23 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from background_removal.names import MODEL_NAMES
+from background_removal.recipe import REMBG_SIZE, finish, prepare
 from utils.config import get_device
-from utils.data.transforms import u2net_normalise
+from utils.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (notebook 03 imports them from here)
 from utils.models.u2net import U2Net, U2NetBase, U2NetP
 
 HOME_VARIABLE = "U2NET_HOME"
 MODEL_CLASSES: dict[str, type[U2NetBase]] = {"u2netp": U2NetP, "u2net": U2Net}
+assert sorted(MODEL_CLASSES) == sorted(MODEL_NAMES), "background_removal.names lists the same models"
 
 
 @dataclass(frozen=True)
@@ -149,13 +153,26 @@ def _read_checkpoint(path: Path, model_name: str) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors have many types (EOFError, RuntimeError, UnpicklingError, ...)
-        size = path.stat().st_size
-        info = OFFICIAL_WEIGHTS[model_name]
-        raise ValueError(
-            f"cannot read {path} as PyTorch weights ({type(err).__name__}: {err}). The file is "
-            f"{size:,} bytes; the official {info.file_name} is about {info.readme_size}, so it may be "
-            f"truncated or corrupt: download it again.\n{download_hint(model_name)}"
-        ) from err
+        raise ValueError(_unreadable_message(path, model_name, err)) from err
+
+
+def _unreadable_message(path: Path, model_name: str, err: Exception) -> str:
+    """Why torch.load failed, in our words: torch's own text suggests weights_only=False, which is not the fix."""
+    info = OFFICIAL_WEIGHTS[model_name]
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+    if refused and zipfile.is_zipfile(path):
+        # A readable checkpoint that stores Python objects besides tensors (an optimizer config, a custom
+        # class): unpickling those could run code, so only the tensors are worth having.
+        return (
+            f"{path} is a PyTorch file but stores Python objects other than tensors ({refused.group(1)}), "
+            f"which are not loaded because unpickling them can run code. Save the model's state_dict "
+            f"(or a checkpoint from utils.train.save_checkpoint) and pass that file."
+        )
+    size = path.stat().st_size
+    return (
+        f"{path} is corrupt or truncated: it cannot be read as PyTorch weights ({size:,} bytes; the official "
+        f"{info.file_name} is about {info.readme_size}). Download it again.\n{download_hint(model_name)}"
+    )
 
 
 def _extract_state_dict(payload: object, path: Path) -> tuple[dict[str, torch.Tensor], str]:
@@ -219,36 +236,21 @@ def load_u2net(
     return model, f"{model_name} weights from {path} ({kind})"
 
 
-def preprocess(image: np.ndarray, size: int = 320) -> torch.Tensor:
-    """Official U^2-Net input (1, 3, size, size): resize, divide by the image's max, ImageNet-normalise."""
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
-    # astype makes a writable copy: arrays from PIL are read-only, which torch.from_numpy warns about.
-    x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1).unsqueeze(0)
-    if x.shape[-2:] != (size, size):
-        # The official test script resizes with scikit-image (bilinear, anti-aliased when shrinking);
-        # rembg uses Lanczos. Bilinear with antialias is close to both.
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return u2net_normalise(x)
+def preprocess(image: np.ndarray, size: int = REMBG_SIZE) -> torch.Tensor:
+    """rembg's / the official U^2-Net input (1, 3, size, size): Lanczos resize, divide by the image's max,
+    ImageNet-normalise (see background_removal.recipe for the recipe and where it differs from the paper's)."""
+    return torch.from_numpy(prepare(image, size)).unsqueeze(0)
 
 
 def postprocess(fused_map: torch.Tensor | np.ndarray, original_hw: tuple[int, int]) -> np.ndarray:
-    """Min-max normalise the fused map d0 and resize it bilinearly to (H, W); returns float32 in [0, 1]."""
-    pred = torch.as_tensor(fused_map).detach().float().cpu()
-    pred = pred.reshape(1, 1, *pred.shape[-2:])
-    low, high = float(pred.min()), float(pred.max())
-    # The official normPRED stretches the map to fill [0, 1]. A constant map would divide by zero;
-    # it is already a probability, so it is kept as it is.
-    if high - low > 1e-12:
-        pred = (pred - low) / (high - low)
-    pred = F.interpolate(pred, size=tuple(original_hw), mode="bilinear", align_corners=False)
-    return pred[0, 0].clamp(0, 1).numpy()
+    """Min-max normalise the fused map d0 and Lanczos-resize it to (H, W); returns float32 in [0, 1]."""
+    pred = torch.as_tensor(fused_map).detach().float().cpu().numpy()
+    return finish(pred, original_hw)
 
 
 @torch.inference_mode()
-def predict_mask(model: U2NetBase, image: np.ndarray, size: int = 320) -> np.ndarray:
-    """Foreground probability (H, W) in [0, 1] for one RGB uint8 image, official pre/post-processing."""
+def predict_mask(model: U2NetBase, image: np.ndarray, size: int = REMBG_SIZE) -> np.ndarray:
+    """Foreground probability (H, W) in [0, 1] for one RGB uint8 image, rembg's pre/post-processing."""
     model.eval()  # batch norm must use its running statistics, whatever mode the caller left it in
     device = next(model.parameters()).device
     fused = model(preprocess(image, size).to(device))[0]

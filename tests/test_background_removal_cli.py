@@ -88,7 +88,7 @@ def test_unreadable_image_is_reported_and_the_others_are_written(weights, tmp_pa
     err = capsys.readouterr().err
     assert code == 1
     assert [p.name for p in _all_files(out)] == ["good.png"]  # no partial file for the broken one
-    assert "broken.jpg" in err and "could not read 1 of 2" in err
+    assert "broken.jpg" in err and "1 of 2 image(s) could not be read" in err
     assert "Traceback" not in err
 
 
@@ -169,3 +169,87 @@ def test_an_input_png_is_never_overwritten(weights, tmp_path, capsys):
     assert code == 2
     assert "overwrite" in capsys.readouterr().err
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "photo.png")), original)
+
+
+def _run_without_torch_check(*args: str) -> tuple[int, str, bool]:
+    """Run the command in a fresh interpreter; (exit code, stderr, whether torch got imported)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, runpy\nsys.argv = ['background_removal', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('background_removal', run_name='__main__')\n"
+             "except SystemExit as stop:\n    code = stop.code\n"
+             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\nsys.exit(code)\n")
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    return done.returncode, done.stderr, "NO-TORCH" in done.stdout
+
+
+def test_help_and_usage_errors_do_not_import_torch(tmp_path):
+    code, _, torch_free = _run_without_torch_check("--help")
+    assert code == 0 and torch_free
+    code, err, torch_free = _run_without_torch_check(str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "out"))
+    assert code == 2 and "input not found" in err and torch_free
+    code, err, torch_free = _run_without_torch_check("x.png", "--out", str(tmp_path), "--model", "u3net")
+    assert code == 2 and "invalid choice" in err and torch_free
+
+
+def test_model_names_are_the_weights_modules():
+    from background_removal.names import MODEL_NAMES
+    from background_removal.weights import MODEL_CLASSES
+
+    assert sorted(MODEL_NAMES) == sorted(MODEL_CLASSES)
+
+
+def test_all_inputs_unreadable_is_exit_2_and_creates_no_folder(weights, tmp_path, capsys):
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not a JPEG")
+    out = tmp_path / "out"
+    code = main([str(tmp_path / "broken.jpg"), "--out", str(out), "--weights", str(weights), *FAST])
+    assert code == 2
+    assert "nothing was written" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_folder_in_the_way_of_an_output_is_refused_before_writing(weights, tmp_path, capsys):
+    source = tmp_path / "in"
+    source.mkdir()
+    _save_image(source / "a.png", 16, 16, seed=12)
+    _save_image(source / "b.png", 16, 16, seed=13)
+    out = tmp_path / "out"
+    (out / "b.png").mkdir(parents=True)
+    code = main([str(source), "--out", str(out), "--weights", str(weights), *FAST])
+    assert code == 2
+    assert "b.png" in capsys.readouterr().err
+    assert _all_files(out) == []  # a.png was not written before the problem was found
+
+
+def test_rgba_input_keeps_transparent_pixels_transparent(weights, tmp_path, capsys):
+    rgba = np.random.default_rng(14).integers(0, 256, size=(20, 24, 4), dtype=np.uint8)
+    rgba[:10, :, 3] = 0
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "t.png")
+    code = main([str(tmp_path / "t.png"), "--out", str(tmp_path / "out"), "--weights", str(weights), *FAST])
+    assert code == 0, capsys.readouterr().err
+    cut = np.asarray(Image.open(tmp_path / "out" / "t.png"))
+    assert (cut[:10, :, 3] == 0).all()
+    np.testing.assert_array_equal(cut[..., :3], rgba[..., :3])
+
+
+def test_onnxruntime_engine_gives_the_torch_engines_cutouts(weights, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("BACKGROUND_REMOVAL_CACHE", str(tmp_path / "cache"))
+    _save_image(tmp_path / "x.png", 40, 30, seed=15)
+    _save_image(tmp_path / "y.png", 25, 35, seed=16)
+    inputs = [str(tmp_path / "x.png"), str(tmp_path / "y.png")]
+    assert main([*inputs, "--out", str(tmp_path / "torch"), "--weights", str(weights), *FAST]) == 0
+    assert main([*inputs, "--out", str(tmp_path / "ort"), "--weights", str(weights), *FAST,
+                 "--engine", "onnxruntime", "--threads", "1", "--batch", "2"]) == 0
+    for name in ("x.png", "y.png"):
+        a = np.asarray(Image.open(tmp_path / "torch" / name)).astype(int)
+        b = np.asarray(Image.open(tmp_path / "ort" / name)).astype(int)
+        assert np.abs(a - b).max() <= 1
+    (onnx_file,) = (tmp_path / "cache").glob("*.onnx")
+    # The cached export runs directly (onnxruntime implied); its input size is its own.
+    assert main([inputs[0], "--out", str(tmp_path / "direct"), "--weights", str(onnx_file)]) == 0
+    capsys.readouterr()
+    assert main([inputs[0], "--out", str(tmp_path / "bad"), "--weights", str(onnx_file), "--engine", "torch"]) == 2
+    assert "--engine onnxruntime" in capsys.readouterr().err

@@ -40,3 +40,26 @@ def test_bad_file_name_is_refused_before_exporting(tmp_path):
     with pytest.raises(ValueError, match=r"\.onnx"):
         export_onnx(U2NetP(), tmp_path / "model.pth")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rembg_runs_the_course_export_with_our_masks(tmp_path, monkeypatch):
+    """Real rembg (when installed) on our export: its mask is ours within 2 levels of 255 on a real photo."""
+    rembg = pytest.importorskip("rembg")
+    from PIL import Image
+    from skimage import data
+
+    from background_removal.recipe import mask_levels
+    from background_removal.weights import predict_mask
+
+    torch.manual_seed(0)
+    model = U2NetP().eval()
+    path = export_onnx(model, tmp_path / "u2netp_course.onnx", size=320)
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path))  # recent rembg loads custom models from its home only
+    session = rembg.new_session("u2net_custom", model_path=str(path))
+    photo = data.coffee()
+    theirs = np.asarray(session.predict(Image.fromarray(photo))[0]).astype(int)
+    ours = mask_levels(predict_mask(model, photo, size=320)).astype(int)
+    assert theirs.shape == ours.shape
+    assert np.abs(theirs - ours).max() <= 2
+    cutout = rembg.remove(Image.fromarray(photo), session=session)
+    assert cutout.mode == "RGBA" and cutout.size == (600, 400)
