@@ -17,11 +17,18 @@ without needing nbgrader, its database or its Jupyter extensions. Two additions 
 * the student version tags every cell that must raise until the student has written the code
   (`raises-exception`, which nbval, nbclient and JupyterLab's "Run All" all honour): test cells, solution cells
   whose stub sits at the top level, and cells the source tags `experiment`;
-* the Colab badge of the first cell points at the exercises/ copy.
+* the Colab badge of the first cell points at the exercises/ copy (for nbgrader's own release,
+  `grading.nbgrader_release` adds the same step to `nbgrader generate_assignment`);
+* like nbgrader's release (its LockCells step), locked cells (checks, instructions) get `editable: false` and
+  `deletable: false`, answer cells `deletable: false`.
+
+The source already carries the `raises-exception` tags of its test cells and top-level answer cells, so that a
+release made by nbgrader itself lets "Run All" go on past an unanswered exercise as well.
 """
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import nbformat
@@ -135,6 +142,12 @@ def student_cell(cell: NotebookNode, where: str = "") -> NotebookNode:
         raises = is_grade(cell) or (is_solution(cell) and top_level) or EXPERIMENT_TAG in tags(cell)
         if raises and RAISES_TAG not in tags(cell):
             cell.metadata["tags"] = tags(cell) + [RAISES_TAG]
+    # nbgrader's release (LockCells): checks and instructions can be neither edited nor deleted, answers not deleted.
+    if is_locked(cell):
+        cell.metadata["editable"] = False
+        cell.metadata["deletable"] = False
+    elif is_solution(cell):
+        cell.metadata["deletable"] = False
     return cell
 
 
@@ -146,9 +159,13 @@ def student_notebook(source: NotebookNode, name: str = "") -> NotebookNode:
     notebook.metadata.pop("widgets", None)
     notebook.metadata.pop("celltoolbar", None)
     if notebook.cells and notebook.cells[0].cell_type == "markdown":
-        first = notebook.cells[0]
-        first.source = first.source.replace(f"/blob/main/{SOURCE_FOLDER}/", f"/blob/main/{STUDENT_FOLDER}/")
+        notebook.cells[0].source = student_badge(notebook.cells[0].source)
     return notebook
+
+
+def student_badge(text: str) -> str:
+    """A first cell's Colab badge, pointed from the source folder at the student version (any release)."""
+    return re.sub(rf"(/blob/[^/\s)]+/){SOURCE_FOLDER}/", rf"\g<1>{STUDENT_FOLDER}/", text)
 
 
 def check_source(notebook: NotebookNode, name: str = "") -> list[str]:

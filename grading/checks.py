@@ -5,7 +5,9 @@ one readable line rather than a bare `assert` with no explanation.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import re
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -81,15 +83,29 @@ def expect_parameters(model: nn.Module, expected: int, what: str, hint: str = ""
             f"{what}: expected {expected:,} parameters, got {got:,} (difference {got - expected:+,})", hint))
 
 
+def _mentions_shape(message: str, shape: Sequence[int]) -> bool:
+    """True if the numbers of `shape` appear one after the other in `message`, in any notation."""
+    numbers = re.findall(r"\d+", message)
+    wanted = [str(int(n)) for n in shape]
+    return any(numbers[i : i + len(wanted)] == wanted for i in range(len(numbers) - len(wanted) + 1))
+
+
 def expect_raises(
-    exception: type[BaseException], function: Callable[..., Any], *args: Any, what: str, hint: str = "", **kwargs: Any
+    exception: type[BaseException], function: Callable[..., Any], *args: Any, what: str, hint: str = "",
+    shapes: Sequence[Sequence[int]] = (), **kwargs: Any
 ) -> None:
-    """Fail unless calling `function(*args, **kwargs)` raises `exception`."""
+    """Fail unless calling `function(*args, **kwargs)` raises `exception` (whose message names every shape in
+    `shapes`, if given)."""
     try:
         function(*args, **kwargs)
     except NotImplementedError:
         raise  # a stub is not an answer, even where RuntimeError (its parent) is expected
-    except exception:
+    except exception as error:
+        missing = [tuple(shape) for shape in shapes if not _mentions_shape(str(error), shape)]
+        if missing:
+            raise AssertionError(_with_hint(
+                f"{what}: the {exception.__name__} must name the shapes {', '.join(map(str, missing))}; "
+                f"its message was {str(error)!r}", hint)) from None
         return
     except Exception as error:  # a different error is a mistake worth naming
         raise AssertionError(_with_hint(
@@ -101,6 +117,21 @@ def expect_true(condition: bool, message: str, hint: str = "") -> None:
     """Fail with `message` unless `condition` holds."""
     if not condition:
         raise AssertionError(_with_hint(message, hint))
+
+
+@contextmanager
+def explain(what: str, hint: str = "") -> Iterator[None]:
+    """Turn an error raised inside the block into a check failure that says what was being done, with the hint.
+
+    A raw PyTorch error (a shape mismatch deep inside a layer, say) becomes one line naming the call that failed,
+    followed by the hint; failed checks and NotImplementedError (not answered yet) pass through unchanged."""
+    try:
+        yield
+    except (AssertionError, NotImplementedError):
+        raise
+    except Exception as error:  # noqa: BLE001 (any error of the student's code is worth explaining)
+        message = " ".join(str(error).split())[:300]
+        raise AssertionError(_with_hint(f"{what}: raised {type(error).__name__}: {message}", hint)) from None
 
 
 def passed(exercise: str) -> None:

@@ -355,8 +355,11 @@ def assemble(source: Source, submission: NotebookNode,
     expected = {grade_id(c): {student_cell(c).source.strip(), c.source.strip()}
                 for c in source.notebook.cells if is_grade(c)}
     deleted, edited = [], []
+    same_layout = len(submission.cells) == len(source.notebook.cells)
     for test_id, _ in source.tests:
         cell = student_tests.get(test_id) or by_id.get(source.cell(test_id).get("id"))
+        if cell is None and same_layout:
+            cell = submission.cells[source.notebook.cells.index(source.cell(test_id))]
         if cell is None:
             deleted.append(test_id)
         elif _text(cell.get("source", "")).strip() not in expected[test_id]:
@@ -625,6 +628,9 @@ def _grade_notebook(source: Source, student: str, notebook: NotebookNode, notes:
         forbidden = Forbidden((answer_cell.metadata.get("grading", {}) or {}).get("forbidden", [])) \
             if answer_cell is not None else Forbidden([])
         uses = reference_uses(answers[answer_id].text, course_sources, forbidden) if answer_id else []
+        answer_record = outcome.records.get(index_of[answer_id]) if answer_id else None
+        if not passed and answer_record is not None and answer_record.status in ("timeout", "dead"):
+            reason = f"answer cell {answer_id}: {answer_record.reason}"
         if uses:
             passed, reason = False, f"answer not accepted: {'; '.join(uses)}"
         results[test_id] = (passed, reason, "")
