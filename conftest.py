@@ -1,5 +1,6 @@
 """Test-wide settings: every test and notebook kernel runs in the fast `smoke` profile, offline."""
 import os
+import tempfile
 
 # Kernels started by nbval inherit this process's environment, so setting it here reaches the notebooks.
 os.environ["UNET_COURSE_PROFILE"] = "smoke"
@@ -8,3 +9,5 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # Before torch starts (here, in pytest's first conftest): idle OpenMP threads sleep instead of spinning, so the suite
 # keeps its speed on a machine that is doing other work (measured in README, "Run profiles"). Kernels inherit it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Decoded photos (utils.data.cache) of test runs stay out of the student's own cache.
+os.environ.setdefault("UNET_COURSE_CACHE", os.path.join(tempfile.gettempdir(), "unet-course-test-cache"))

@@ -382,3 +382,21 @@ def test_layout_is_checked_and_passed_through_by_the_datasets(skimage_photos):
     assert sr.tiles == inpaint.tiles and len(sr) == 2 * len(val)
     with pytest.raises(ValueError, match="validation"):
         PhotoCrops(val, 64).distinct_pixels()
+
+
+def test_cpu_profile_does_not_start_the_div2k_download(monkeypatch, capsys):
+    """Issue 18: "auto" in the cpu profile uses DIV2K only when already downloaded, never pulls 3.7 GB by itself."""
+    from utils.data import kaggle
+    from utils.data.natural import get_natural_images
+
+    monkeypatch.setenv("UNET_COURSE_PROFILE", "cpu")
+    monkeypatch.delenv("UNET_COURSE_OFFLINE", raising=False)
+    monkeypatch.setattr(kaggle, "find_cached_dataset", lambda handle: None)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("the cpu profile started a multi-GB download")
+
+    monkeypatch.setattr(kaggle, "download_kaggle_dataset", no_download)
+    monkeypatch.setattr(kaggle, "kaggle_reachable", no_download)
+    _, _, info = get_natural_images("auto")
+    assert info["source"] == "skimage" and "cpu profile downloads no multi-GB" in info["note"]

@@ -159,9 +159,8 @@ def test_connection_error_falls_back_quickly_with_one_line(
     monkeypatch.setattr(kagglehub, "dataset_download", no_network)
     assert kaggle.fetch_kaggle_dataset(PRIMARY_HANDLE) is None
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines == [
-        f"Kaggle dataset {PRIMARY_HANDLE} not reachable (ConnectionError); using the synthetic fallback instead."
-    ]
+    assert len(lines) == 1 and lines[0].startswith(f"Kaggle dataset not available ({PRIMARY_HANDLE}: ConnectionError")
+    assert "Failed to resolve" in lines[0] and "what to do" in lines[0] and "synthetic fallback" in lines[0]
 
     attempts.clear()
     train_ds, val_ds, info = get_person_datasets(image_size=32, n_train=4, n_val=2)
@@ -274,7 +273,10 @@ def test_unreadable_image_file(tmp_path: Path) -> None:
     root = make_folder_layout(tmp_path, n=2)
     broken = root / "images" / "img_001.jpg"
     broken.write_bytes(b"this is not a picture")
-    dataset = PersonSegmentationDataset(sorted(pair_by_stem(root / "images", root / "masks")), 16)
+    pairs = sorted(pair_by_stem(root / "images", root / "masks"))
+    with pytest.raises(ValueError, match="(?s)1 of 2 image/mask pairs .*cannot read image file .*img_001.jpg"):
+        PersonSegmentationDataset(pairs, 16)  # the header check at build already finds it
+    dataset = PersonSegmentationDataset(pairs, 16, check_sizes=False)
     with pytest.raises(ValueError, match="cannot read image file .*img_001.jpg"):
         dataset[1]
     with pytest.raises(ValueError, match="(?s)1 of 2 image/mask pairs .*img_001.jpg"):
@@ -288,9 +290,13 @@ def test_truncated_files(tmp_path: Path, folder: str, suffix: str) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     pairs = pair_by_stem(root / "images", root / "masks")
-    dataset = PersonSegmentationDataset(pairs, 16)  # lazy: nothing read yet
-    with pytest.raises(ValueError, match=f"img_000{suffix}"):
-        dataset[0]
+    try:
+        dataset = PersonSegmentationDataset(pairs, 16)  # reads headers only
+    except ValueError as err:  # the cut reached the header: found at build, with the file's name
+        assert f"img_000{suffix}" in str(err)
+    else:
+        with pytest.raises(ValueError, match=f"img_000{suffix}"):
+            dataset[0]
     with pytest.raises(ValueError, match=f"(?s)1 of 1 image/mask pairs .*img_000{suffix}"):
         PersonSegmentationDataset(pairs, 16, validate=True)
 
@@ -298,7 +304,11 @@ def test_truncated_files(tmp_path: Path, folder: str, suffix: str) -> None:
 def test_mask_of_other_size_names_both_sizes(tmp_path: Path) -> None:
     root = make_folder_layout(tmp_path, n=1)
     Image.fromarray(person_mask(20, 30)).save(root / "masks" / "img_000.png")
-    dataset = PersonSegmentationDataset(pair_by_stem(root / "images", root / "masks"), 16)
+    pairs = pair_by_stem(root / "images", root / "masks")
+    # Found when the dataset is built, from the file headers, with both names and sizes.
+    with pytest.raises(ValueError, match=r"(?s)1 of 1 image/mask pairs .*img_000.jpg is 32x24 but its mask img_000.png is 30x20"):
+        PersonSegmentationDataset(pairs, 16)
+    dataset = PersonSegmentationDataset(pairs, 16, check_sizes=False)
     with pytest.raises(ValueError, match=r"img_000.png is 30x20 .*img_000.jpg is 32x24"):
         dataset[0]
 
@@ -445,7 +455,7 @@ def test_synthetic_augmentation_keeps_format() -> None:
         image, mask = dataset[i]
         assert image.shape == (3, 32, 32) and mask.shape == (1, 32, 32)
         assert set(mask.unique().tolist()) <= {0.0, 1.0}
-    assert len(dataset._cache) == 3
+    assert dataset.cached_count() == 3
 
 
 def test_synthetic_source(capsys: pytest.CaptureFixture) -> None:
@@ -453,3 +463,69 @@ def test_synthetic_source(capsys: pytest.CaptureFixture) -> None:
     assert (len(train_ds), len(val_ds), info.source) == (5, 3, "synthetic")
     assert not torch.equal(train_ds[0][0], val_ds[0][0])  # validation pictures are different ones
     assert capsys.readouterr().out.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 18: the COCO repack only by name, download errors that say what to do, the synthetic cache with workers
+# ----------------------------------------------------------------------------------------------
+def test_auto_never_tries_the_coco_repack(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from utils.data import person
+
+    kagglehub = pytest.importorskip("kagglehub")
+    monkeypatch.delenv(kaggle.OFFLINE_VARIABLE)
+    monkeypatch.setattr(kaggle, "kaggle_reachable", lambda timeout=0: True)
+    tried = []
+
+    def refuse(handle, *args, **kwargs):
+        tried.append(handle)
+        raise RuntimeError("403 Client Error")
+
+    monkeypatch.setattr(kagglehub, "dataset_download", refuse)
+    get_person_datasets(image_size=16, n_train=2, n_val=1)
+    assert person.COCO_HANDLE not in tried and tried == list(person.AUTOMATIC_HANDLES)
+    line = capsys.readouterr().out
+    assert all(handle in line for handle in person.AUTOMATIC_HANDLES)  # every handle tried is named with its reason
+
+
+def test_coco_by_name_says_its_size_first(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from utils.data import person
+
+    monkeypatch.delenv(kaggle.OFFLINE_VARIABLE)
+    monkeypatch.setattr(kaggle, "locate_kaggle_dataset", lambda handle, download=True: (None, f"{handle}: stop"))
+    with pytest.raises(RuntimeError, match="stop"):
+        get_person_datasets(source=person.COCO_HANDLE)
+    assert capsys.readouterr().out.startswith(f"Downloading {person.COCO_HANDLE}: 64,115 pictures")
+
+
+@pytest.mark.parametrize("status, hint", [(403, "sign in"), (404, "renamed"), (503, "try again")])
+def test_download_failure_names_handle_status_and_what_to_do(monkeypatch: pytest.MonkeyPatch, status, hint) -> None:
+    kagglehub = pytest.importorskip("kagglehub")
+    requests = pytest.importorskip("requests")
+
+    def http_error(handle, *args, **kwargs):
+        response = requests.Response()
+        response.status_code = status
+        raise requests.exceptions.HTTPError(f"{status} Client Error: for url: https://www.kaggle.com/x", response=response)
+
+    monkeypatch.setattr(kagglehub, "dataset_download", http_error)
+    folder, reason = kaggle.download_kaggle_dataset("someone/data")
+    assert folder is None
+    assert reason.startswith("someone/data: HTTP ") and str(status) in reason and hint in reason
+
+
+def _first_items(dataset, workers: int) -> int:
+    from torch.utils.data import DataLoader
+
+    for _ in DataLoader(dataset, batch_size=2, num_workers=workers):
+        pass
+    return dataset.cached_count()
+
+
+def test_synthetic_cache_is_filled_by_loader_workers() -> None:
+    """cache=True with DataLoader workers: the pictures drawn in the workers are in the main process's cache."""
+    dataset = SyntheticPeopleDataset(6, 16, seed=0, cache=True)
+    assert _first_items(dataset, workers=2) == 6
+    direct = SyntheticPeopleDataset(6, 16, seed=0)
+    for i in range(6):
+        assert np.array_equal(dataset.picture(i)[0], direct.picture(i)[0])
+        assert np.array_equal(dataset.picture(i)[1], direct.picture(i)[1])

@@ -115,6 +115,37 @@ def test_bad_input(bad):
         VGG16UNet(pretrained=False)(bad)
 
 
+def test_vgg16_download_shows_progress_and_bounds_only_the_connection(tmp_path, monkeypatch, capsys):
+    """Issue 18: the weights arrive through a progress bar; the timeout is for connecting (and stalls), not the
+    whole 528 MB transfer; the file appears only complete and with the hash its name promises."""
+    import hashlib
+    import io
+    import urllib.request
+
+    from utils.models import vgg16_unet
+
+    payload = b"weights" * 100_000
+    prefix = hashlib.sha256(payload).hexdigest()[:8]
+    seen = {}
+
+    class Response(io.BytesIO):
+        headers = {"Content-Length": str(len(payload))}
+
+    def fake_urlopen(request, timeout=None):
+        seen["timeout"] = timeout
+        return Response(payload)
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    good = tmp_path / f"vgg16-{prefix}.pth"
+    vgg16_unet._download_with_progress("https://example.invalid/w.pth", good)
+    assert good.read_bytes() == payload and seen["timeout"] == vgg16_unet.DOWNLOAD_TIMEOUT_S
+    assert "downloading" in capsys.readouterr().err  # tqdm's bar
+    bad = tmp_path / "vgg16-00000000.pth"
+    with pytest.raises(OSError, match="damaged"):
+        vgg16_unet._download_with_progress("https://example.invalid/w.pth", bad)
+    assert not bad.exists() and not list(tmp_path.glob("*.partial"))
+
+
 @pytest.mark.parametrize("batch_norm, width", [(True, 1.0), (True, 0.5), (False, 0.5)])
 def test_offline_encoder_forms_keep_the_taps_and_shapes(batch_norm, width):
     model = VGG16UNet(pretrained=False, batch_norm=batch_norm, width=width)

@@ -144,3 +144,20 @@ def test_channels_last_training_matches_the_plain_layout():
         history = fit(model, train, l1, steps=5, device=torch.device("cpu"), channels_last=channels_last, progress=False)
         results.append(history.train_loss)
     assert results[0] == pytest.approx(results[1], rel=1e-4)
+
+
+def test_predict_limit_and_plain_lists_of_batches():
+    """predict(limit=) stops after that many images (pictures for a figure); loaders without a dataset work too."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    x, y = torch.rand(10, 1, 8, 8), torch.rand(10, 1, 8, 8)
+    model = torch.nn.Conv2d(1, 1, 3, padding=1)
+    loader = DataLoader(TensorDataset(x, y), batch_size=4)
+    inputs, predictions, targets = predict(model, loader, torch.device("cpu"))
+    assert torch.equal(inputs, x) and torch.equal(targets, y)
+    assert torch.allclose(predictions, model(x).detach(), atol=1e-6)
+    few = predict(model, loader, torch.device("cpu"), limit=5)
+    assert [t.shape[0] for t in few] == [5, 5, 5] and torch.equal(few[0], x[:5])
+    as_list = predict(model, [(x[:4], y[:4]), (x[4:], y[4:])], torch.device("cpu"))
+    assert torch.equal(as_list[2], y)

@@ -143,6 +143,15 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
     return replace(profile, **overrides)
 
 
+def large_downloads_allowed() -> bool:
+    """Whether "auto" data sources may start a multi-GB download: in the `gpu` profile only.
+
+    The `cpu` and `smoke` profiles use such a data set when it is already downloaded and otherwise the small data
+    the course ships; asking for it by name (e.g. get_natural_images("div2k")) downloads it in any profile.
+    """
+    return get_profile().name == "gpu"
+
+
 def seed_everything(seed: int = 0) -> None:
     """Seed Python, NumPy and torch so that a notebook run is repeatable on the same machine."""
     random.seed(seed)

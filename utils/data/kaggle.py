@@ -12,7 +12,7 @@ import socket
 import threading
 from pathlib import Path
 
-from utils.config import OFFLINE_VARIABLE, offline_mode
+from utils.config import OFFLINE_VARIABLE, get_profile, offline_mode
 
 KAGGLE_HOST = "www.kaggle.com"
 # Long enough for a slow but working connection to answer, short enough that a student
@@ -82,29 +82,63 @@ def kaggle_reachable(timeout: float = REACHABILITY_TIMEOUT_S) -> bool:
     return bool(outcome and outcome[0])
 
 
+def _http_status(err: BaseException) -> int | None:
+    """The HTTP status code carried by a requests/kagglehub error, if any."""
+    response = getattr(err, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _what_to_do(status: int | None, err: BaseException) -> str:
+    if status in (401, 403):
+        return ("sign in to Kaggle (kagglehub.login(), or KAGGLE_USERNAME and KAGGLE_KEY from kaggle.com > Settings > "
+                "API) and accept the dataset's terms on its page")
+    if status == 404:
+        return "check the handle on kaggle.com: the dataset may have been renamed or removed"
+    if status == 429 or (status is not None and status >= 500):
+        return "Kaggle is busy: try again in a few minutes"
+    if isinstance(err, OSError):
+        return f"check the internet connection, or set {OFFLINE_VARIABLE}=1 to skip downloads"
+    return "see the error above; the course carries on without this dataset"
+
+
+def describe_download_error(handle: str, err: BaseException) -> str:
+    """'HTTP 403 Forbidden ... ; what to do: ...' for a failed download of `handle`, in one line."""
+    status = _http_status(err)
+    text = " ".join(str(err).split())[:200] or type(err).__name__
+    what = f"HTTP {status}: {text}" if status is not None else f"{type(err).__name__}: {text}"
+    return f"{handle}: {what}; what to do: {_what_to_do(status, err)}"
+
+
 def download_kaggle_dataset(handle: str) -> tuple[Path | None, str]:
-    """Ask kagglehub for `handle`; return (folder, "") on success or (None, short reason), never raising."""
+    """Ask kagglehub for `handle`; return (folder, "") on success or (None, reason), never raising.
+
+    The reason names the handle, the HTTP status or error text, and what to do.
+    """
     try:
         import kagglehub
     except ImportError:
-        return None, "kagglehub is not installed"
+        return None, f"{handle}: kagglehub is not installed; what to do: pip install kagglehub"
     try:
         folder = kagglehub.dataset_download(handle)
-    except OSError as err:
-        # requests' ConnectionError and Timeout are OSError subclasses, so this is "no network".
-        return None, type(err).__name__
-    except Exception as err:  # noqa: BLE001 - any kagglehub failure means "use the fallback"
-        return None, type(err).__name__
+    except Exception as err:  # noqa: BLE001 - any kagglehub failure means "use the fallback", with the reason said
+        return None, describe_download_error(handle, err)
     return Path(folder), ""
 
 
-def locate_kaggle_dataset(handle: str) -> tuple[Path | None, str]:
-    """Cached copy, else download; returns (folder or None, reason for None). Never raises for network trouble."""
+def locate_kaggle_dataset(handle: str, download: bool = True) -> tuple[Path | None, str]:
+    """Cached copy, else download; returns (folder or None, reason for None). Never raises for network trouble.
+
+    download=False: the cache only (the cpu profile never starts a multi-GB download by itself).
+    """
     cached = find_cached_dataset(handle)
     if cached is not None:
         return cached, ""
     if offline_mode():
         return None, f"{OFFLINE_VARIABLE}=1 and not in the kagglehub cache"
+    if not download:
+        return None, (f"{handle} is not in the kagglehub cache, and the {get_profile().name} profile downloads no "
+                      "multi-GB data set by itself; ask for it by name (e.g. source=\"div2k\") to download it")
     if not kaggle_reachable():
         return None, f"no connection to {KAGGLE_HOST}"
     return download_kaggle_dataset(handle)
@@ -116,5 +150,6 @@ def fetch_kaggle_dataset(
     """Local folder of Kaggle dataset `handle` (from the cache or downloaded), or None if it cannot be had."""
     folder, reason = locate_kaggle_dataset(handle)
     if folder is None and verbose:
-        print(f"Kaggle dataset {handle} not reachable ({reason}); using {fallback} instead.")
+        detail = reason if reason.startswith(handle) else f"{handle}: {reason}"
+        print(f"Kaggle dataset not available ({detail}); using {fallback} instead.")
     return folder

@@ -28,6 +28,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from utils.data.images import IMAGE_SUFFIXES, load_rgb
+from utils.data.cache import cached_photo  # decode each large photo once (issue 18)
 
 __all__ = [
     "SKIMAGE_TRAIN_PHOTOS",
@@ -276,7 +277,7 @@ class PhotoCrops(Dataset):
     def photo(self, photo_index: int) -> np.ndarray:
         """The whole photo number `photo_index` as uint8 (H, W, 3), read from disk if it is a file."""
         item = self.images[photo_index]
-        return item if isinstance(item, np.ndarray) else load_rgb(item)
+        return item if isinstance(item, np.ndarray) else cached_photo(item)
 
     def position(self, index: int, rng: np.random.Generator) -> tuple[int, int, int]:
         """(photo index, top, left) of item `index`: a grid tile, or drawn with `rng`."""
@@ -531,9 +532,11 @@ def get_natural_images(
     note = ""
     if name in ("auto", "div2k"):
         # Imported here so that the skimage and folder sources never touch the network code.
+        from utils.config import large_downloads_allowed
         from utils.data.kaggle import locate_kaggle_dataset
 
-        folder, reason = locate_kaggle_dataset(DIV2K_HANDLE)
+        # "auto" in the cpu/smoke profiles uses DIV2K only if already downloaded (it is 3.7 GB); "div2k" fetches it.
+        folder, reason = locate_kaggle_dataset(DIV2K_HANDLE, download=name == "div2k" or large_downloads_allowed())
         if folder is not None:
             train, val, info = _from_div2k(Path(folder))
         else:

@@ -24,18 +24,24 @@ from torch.utils.data import Dataset
 
 # kaggle is used through the module (kaggle.xxx) so tests can stand in for the network in one place.
 from . import kaggle
-from .images import IMAGE_SUFFIXES, list_images, load_mask, load_rgb
+from .images import IMAGE_SUFFIXES, image_size as file_image_size, list_images, load_mask, load_rgb
 from .synthetic.renderer import make_synthetic_person_image
 from .transforms import ImageSize, as_height_width, build_transform, to_tensors
 
 Pair = tuple[Path, Path]
 
 PRIMARY_HANDLE = "nikhilroxtomar/person-segmentation"
+COCO_HANDLE = "oishee30/cocopersonsegmentation"
+# Every person dataset whose layout the course reads (see the module docstring).
 PERSON_KAGGLE_HANDLES = (
     PRIMARY_HANDLE,
     "tapakah68/supervisely-filtered-segmentation-person-dataset",
-    "oishee30/cocopersonsegmentation",
+    COCO_HANDLE,
 )
+# The ones source="auto"/"kaggle" tries by themselves. The COCO repack is used only when asked for by name
+# (source=COCO_HANDLE): 64k pictures, far bigger than the others, announced with its size before the download.
+AUTOMATIC_HANDLES = PERSON_KAGGLE_HANDLES[:2]
+LARGE_DATASETS = {COCO_HANDLE: "64,115 pictures with masks, an estimated 10+ GB download (see its Kaggle page)"}
 # Folder names whose contents are images, so the layout search never wades through thousands of files.
 _IMAGE_FOLDER_NAMES = {"images", "masks", "train2017_new", "train2017_ann"}
 _MAX_NAMES_SHOWN = 5
@@ -69,7 +75,7 @@ class PersonSegmentationDataset(Dataset):
     """(image, mask) pairs read lazily from disk, resized to `image_size` and optionally augmented."""
 
     def __init__(self, pairs: Sequence[tuple[Path | str, Path | str]], image_size: ImageSize = 128,
-                 augment: bool = False, validate: bool = False) -> None:
+                 augment: bool = False, validate: bool = False, check_sizes: bool = True) -> None:
         if len(pairs) == 0:
             raise ValueError("PersonSegmentationDataset got no (image, mask) pairs")
         self.pairs: list[Pair] = [(Path(image), Path(mask)) for image, mask in pairs]
@@ -78,6 +84,8 @@ class PersonSegmentationDataset(Dataset):
         self.transform = build_transform(self.image_size, augment)
         if validate:
             self.check_files()
+        elif check_sizes:
+            self.check_sizes()
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -85,6 +93,26 @@ class PersonSegmentationDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = load_pair(*self.pairs[index])
         return to_tensors(image, mask, self.transform)
+
+    def check_sizes(self) -> None:
+        """Compare every image's size with its mask's from the file headers (no decoding: ~0.1 ms a file) and
+        raise one error naming the pairs that differ, here rather than at some batch in the middle of training."""
+        problems = []
+        for image_path, mask_path in self.pairs:
+            try:
+                image_wh, mask_wh = file_image_size(image_path), file_image_size(mask_path)
+            except (FileNotFoundError, ValueError) as err:
+                problems.append(str(err))
+                continue
+            if image_wh != mask_wh:
+                problems.append(f"{image_path.name} is {image_wh[0]}x{image_wh[1]} but its mask {mask_path.name} is "
+                                f"{mask_wh[0]}x{mask_wh[1]} (width x height)")
+        if problems:
+            listed = "\n  ".join(problems[:_MAX_NAMES_SHOWN])
+            more = f"\n  ... and {len(problems) - _MAX_NAMES_SHOWN} more" if len(problems) > _MAX_NAMES_SHOWN else ""
+            folder = self.pairs[0][0].parent
+            raise ValueError(f"{len(problems)} of {len(self.pairs)} image/mask pairs (images in {folder}) cannot be "
+                             f"used:\n  {listed}{more}\nA mask must have exactly the size of its image.")
 
     def check_files(self) -> None:
         """Decode every image and mask now and raise one error listing all broken pairs."""
@@ -271,21 +299,27 @@ def _real_datasets(root: Path, image_size: ImageSize, n_train: int | None, n_val
 
 
 def _find_kaggle_person_data() -> tuple[str | None, Path | None, str]:
-    """(handle, folder, "") for the first person dataset cached or downloadable, else (None, None, reason)."""
-    for handle in PERSON_KAGGLE_HANDLES:
+    """(handle, folder, "") for the first automatic person dataset cached or downloadable, else (None, None, reason).
+
+    Only AUTOMATIC_HANDLES are tried (never the COCO repack); the reason names every handle tried and why it failed.
+    """
+    for handle in AUTOMATIC_HANDLES:
         cached = kaggle.find_cached_dataset(handle)
         if cached is not None:
             return handle, cached, ""
+    tried = " and ".join(AUTOMATIC_HANDLES)
     if kaggle.offline_mode():
-        return None, None, f"{kaggle.OFFLINE_VARIABLE}=1 and not in the kagglehub cache"
+        return None, None, f"{tried}: {kaggle.OFFLINE_VARIABLE}=1 and not in the kagglehub cache"
     if not kaggle.kaggle_reachable():
-        return None, None, f"no connection to {kaggle.KAGGLE_HOST}"
-    reason = ""
-    for handle in PERSON_KAGGLE_HANDLES:
+        return None, None, (f"{tried}: no connection to {kaggle.KAGGLE_HOST}; check the internet connection, "
+                            f"or set {kaggle.OFFLINE_VARIABLE}=1 to skip the attempt")
+    reasons = []
+    for handle in AUTOMATIC_HANDLES:
         folder, reason = kaggle.download_kaggle_dataset(handle)
         if folder is not None:
             return handle, folder, ""
-    return None, None, reason
+        reasons.append(reason if reason.startswith(handle) else f"{handle}: {reason}")
+    return None, None, " | ".join(reasons)
 
 
 def get_person_datasets(image_size: ImageSize = 128, n_train: int | None = None, n_val: int | None = None,
@@ -315,6 +349,8 @@ def get_person_datasets(image_size: ImageSize = 128, n_train: int | None = None,
     if source != "synthetic":
         if "/" in source:
             handle = source
+            if source in LARGE_DATASETS and kaggle.find_cached_dataset(source) is None and not kaggle.offline_mode():
+                print(f"Downloading {source}: {LARGE_DATASETS[source]}. Interrupt the kernel to stop it.")
             folder, reason = kaggle.locate_kaggle_dataset(source)
         else:
             handle, folder, reason = _find_kaggle_person_data()
@@ -333,8 +369,8 @@ def get_person_datasets(image_size: ImageSize = 128, n_train: int | None = None,
                 return train_ds, val_ds, info
         else:
             if source != "auto":
-                raise RuntimeError(f"Kaggle person data {handle or PRIMARY_HANDLE} is not available ({reason})")
-            fallback_note = f"Kaggle dataset {handle or PRIMARY_HANDLE} not reachable ({reason})"
+                raise RuntimeError(f"Kaggle person data is not available ({reason})")
+            fallback_note = f"Kaggle person data not available ({reason})"
 
     n_train = 2000 if n_train is None else n_train
     n_val = 200 if n_val is None else n_val
@@ -362,8 +398,15 @@ class SyntheticPeopleDataset(Dataset):
         self.seed = int(seed)
         self.augment = augment
         self.transform = build_transform(self.image_size, augment)
-        # Caching trades memory (about 4 bytes per pixel) for the few milliseconds of drawing.
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
+        # Caching trades memory (4 bytes per pixel, n * H * W * 4 allocated at once) for the milliseconds of drawing.
+        # The cache lives in shared memory, so DataLoader workers fill one cache that every worker, every later epoch
+        # and the main process read (a dict would be copied into each worker and lost when the worker ends).
+        self._pixels: torch.Tensor | None = None
+        self._filled: torch.Tensor | None = None
+        if cache:
+            height, width = self.image_size
+            self._pixels = torch.zeros((self.n, height, width, 4), dtype=torch.uint8).share_memory_()
+            self._filled = torch.zeros(self.n, dtype=torch.bool).share_memory_()
 
     def __len__(self) -> int:
         return self.n
@@ -373,12 +416,21 @@ class SyntheticPeopleDataset(Dataset):
         if not -self.n <= index < self.n:
             raise IndexError(f"index {index} out of range for a dataset of {self.n} pictures")
         index %= self.n
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
-        picture = make_synthetic_person_image(self.seed, index, self.image_size)
-        if self._cache is not None:
-            self._cache[index] = picture
-        return picture
+        if self._pixels is not None and bool(self._filled[index]):
+            stored = self._pixels[index].numpy()
+            return stored[..., :3].copy(), stored[..., 3].copy()
+        image, mask = make_synthetic_person_image(self.seed, index, self.image_size)
+        if self._pixels is not None:
+            # Pixels first, flag last: a worker that sees the flag sees the whole picture. Two workers drawing the
+            # same picture at once write the same bytes.
+            self._pixels[index, ..., :3] = torch.tensor(image)
+            self._pixels[index, ..., 3] = torch.tensor(mask)
+            self._filled[index] = True
+        return image, mask
+
+    def cached_count(self) -> int:
+        """How many pictures the shared cache holds (0 without cache=True)."""
+        return 0 if self._filled is None else int(self._filled.sum())
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = self.picture(index)

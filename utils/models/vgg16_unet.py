@@ -20,7 +20,6 @@ subtracts the ImageNet mean and divides by the ImageNet std, as the pretrained w
 """
 from __future__ import annotations
 
-import socket
 import time
 import warnings
 from pathlib import Path
@@ -42,7 +41,10 @@ ENCODER_WIDTHS = (64, 128, 256, 512, 512)
 # Slim widths: the decoder upsamples what the encoder found, it need not be as wide (see the module docstring).
 DECODER_WIDTHS = (128, 64, 32, 16)
 REFERENCE_DECODER_WIDTHS = (512, 256, 128, 64)
+# Connecting to the download server: a student without internet waits seconds, not minutes.
 DOWNLOAD_TIMEOUT_S = 5.0
+# During the transfer (528 MB) only a stall this long aborts it: the transfer as a whole has no time limit.
+DOWNLOAD_STALL_S = 60.0
 
 
 UPSAMPLE_MODES = ("transposed", "bilinear")
@@ -84,21 +86,46 @@ class DecoderBlock(nn.Module):
         return self.conv(x)
 
 
+def _download_with_progress(url: str, destination: Path) -> None:
+    """Fetch `url` to `destination` with a progress bar; the timeout bounds the connection and stalls, not the
+    transfer. The file appears only when complete and its SHA-256 matches the prefix in its name (torch hub style)."""
+    import hashlib
+    import os
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    request = urllib.request.Request(url, headers={"User-Agent": "unet-course"})
+    with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
+        raw_socket = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+        if raw_socket is not None:
+            raw_socket.settimeout(DOWNLOAD_STALL_S)  # connected: from now on only a stalled transfer gives up
+        total = int(response.headers.get("Content-Length") or 0) or None
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(destination.name + ".partial")
+        digest = hashlib.sha256()
+        with open(partial, "wb") as file, tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                                               desc=f"downloading {destination.name}") as bar:
+            while chunk := response.read(1 << 20):
+                file.write(chunk)
+                digest.update(chunk)
+                bar.update(len(chunk))
+    expected = destination.stem.rsplit("-", 1)[-1]
+    if "-" in destination.stem and not digest.hexdigest().startswith(expected):
+        partial.unlink(missing_ok=True)
+        raise OSError(f"downloaded {destination.name} is damaged (SHA-256 does not start with {expected}); try again")
+    os.replace(partial, destination)
+
+
 def _imagenet_vgg16_state_dict() -> dict[str, torch.Tensor]:
-    """Torchvision's ImageNet VGG16 weights from the local cache or a download bounded in time."""
+    """Torchvision's ImageNet VGG16 weights (528 MB) from the torch hub cache, else downloaded with a progress bar."""
     weights = VGG16_Weights.IMAGENET1K_V1
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-    if cached.is_file():
-        return torch.load(cached, map_location="cpu", weights_only=True)
-    if offline_mode():
-        raise OSError(f"{OFFLINE_VARIABLE} is set and the weights are not in the torch hub cache")
-    # urllib waits on a dead network for minutes by default; a student should wait seconds.
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        return weights.get_state_dict(progress=False)
-    finally:
-        socket.setdefaulttimeout(previous)
+    if not cached.is_file():
+        if offline_mode():
+            raise OSError(f"{OFFLINE_VARIABLE} is set and the weights are not in the torch hub cache")
+        _download_with_progress(weights.url, cached)
+    return torch.load(cached, map_location="cpu", weights_only=True)
 
 
 def vgg16_config(width: float = 1.0) -> list[int | str]:

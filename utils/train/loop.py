@@ -94,20 +94,43 @@ def evaluate(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: Iterable, device: torch.device | None = None) -> tuple[torch.Tensor, ...]:
-    """Run the model over a loader; return (inputs, predictions, targets, *extras) on the CPU."""
+def predict(model: nn.Module, loader: Iterable, device: torch.device | None = None,
+            limit: int | None = None) -> tuple[torch.Tensor, ...]:
+    """Run the model over a loader; return (inputs, predictions, targets, *extras) on the CPU.
+
+    `limit`: stop after that many images; pictures need a few, scores come from `evaluate` batch by batch.
+    Each column is written into one tensor allocated up front, so the results are held once (joining lists of
+    batches with torch.cat would hold them twice at the end).
+    """
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    columns: list[list[torch.Tensor]] = []
+    try:
+        total = len(loader.dataset)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        total = None
+    if limit is not None:
+        total = limit if total is None else min(total, limit)
+    columns: list | None = None
+    filled = 0
     for batch in loader:
+        if limit is not None and filled >= limit:
+            break
         prediction = main_output(model(batch[0].to(device))).float().cpu()
-        row = [batch[0], prediction, *batch[1:]]
-        columns = columns or [[] for _ in row]
+        row = [t.cpu() for t in (batch[0], prediction, *batch[1:])]
+        n = row[0].shape[0] if limit is None else min(row[0].shape[0], limit - filled)
+        if columns is None:
+            columns = [torch.empty((total, *t.shape[1:]), dtype=t.dtype) if total is not None else [] for t in row]
         for column, tensor in zip(columns, row):
-            column.append(tensor.cpu())
+            if isinstance(column, list):
+                column.append(tensor[:n])
+            else:
+                column[filled:filled + n] = tensor[:n]
+        filled += n
     model.train(was_training)
-    return tuple(torch.cat(column) for column in columns)
+    if columns is None:
+        raise ValueError("predict() got an empty loader")
+    return tuple(torch.cat(c) if isinstance(c, list) else c[:filled] for c in columns)
 
 
 def fit(
