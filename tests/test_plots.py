@@ -52,3 +52,14 @@ def test_unknown_model_is_a_clear_error():
 
     with pytest.raises(ValueError, match="no diagram for Linear"):
         draw_architecture(torch.nn.Linear(2, 2))
+
+
+def test_rsu_diagram_follows_the_inner_skip_and_residual_switches():
+    fig = draw_architecture(RSU(4, 3, 4, 6, inner_skip=False, residual=True), 32)
+    words = "\n".join(texts(fig))
+    assert "skip: concatenate" not in words and "residual: + input features" in words
+    plt.close(fig)
+    fig = draw_architecture(RSU(4, 3, 4, 6, inner_skip=True, residual=False), 32)
+    words = "\n".join(texts(fig))
+    assert "skip: concatenate" in words and "residual" not in words
+    plt.close(fig)

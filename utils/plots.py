@@ -315,7 +315,7 @@ def _rsu_blocks(block: nn.Module, height: int, width: int) -> dict:
     residual = getattr(block, "residual", block.skip)
     kind = f"RSU-{L}{'F' if block.dilated else ''}"
     return dict(encoder=[conv(f"rebnconv{i}") for i in range(1, L)], bridge=conv(f"rebnconv{L}"),
-                decoder=[conv(f"rebnconv{i}d") for i in range(1, L)], skip=block.skip,
+                decoder=[conv(f"rebnconv{i}d") for i in range(1, L)], skip=getattr(block, "inner_skip", block.skip),
                 inputs=Block("rebnconvin", ("input conv: " + _shape_text(shapes["rebnconvin"]),)),
                 outputs=Block("output", ("rebnconv1d" + (" + rebnconvin" if residual else ""), _shape_text(shapes["rebnconv1d"]))),
                 residual=residual, down_label="no pooling (dilation instead)" if block.dilated else "max-pool 2x2",
