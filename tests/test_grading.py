@@ -636,8 +636,12 @@ def test_real_nbgrader_releases_and_autogrades_the_solutions(tmp_path):
         "import sys\nsys.path.insert(0, '.')\nfrom grading.nbgrader_release import nbgrader_preprocessors\n"
         "c = get_config()\nc.CourseDirectory.course_id = 'unet'\nc.Execute.timeout = 600\n"
         "c.GenerateAssignment.preprocessors = nbgrader_preprocessors()\n")
+    import os
+
+    # nbgrader calls its `alembic` script by name: the interpreter's own bin/ first on PATH.
+    environment = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     run = lambda *args: subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True,
-                                       text=True, timeout=900)  # noqa: E731
+                                       text=True, timeout=900, env=environment)  # noqa: E731
     result = run("generate_assignment", "ps01", "--force")
     assert result.returncode == 0, result.stderr[-2000:]
     release = read(course / "release" / "ps01" / FIRST.name)
