@@ -120,6 +120,7 @@ torch.set_num_threads(2)
 class Crops(Dataset):   # 01's held-out set: (noisy, clean) crops in [-1, 1], made on the fly like DenoisingDataset
     def __len__(self): return n
     def __getitem__(self, i):
+        if i >= n: raise IndexError(i)   # iterating the dataset itself (as 01 does for val_clean) stops here
         g = torch.Generator().manual_seed(i)
         clean = torch.rand(3, size, size, generator=g) * 2 - 1
         return (clean + 0.1 * torch.randn(3, size, size, generator=g)).clamp(-1, 1), clean
