@@ -86,11 +86,13 @@ def _bwrap_args(scratch: Path, workdir: Path) -> list[str]:
             args += ["--symlink", os.readlink(path), folder]
         elif path.is_dir():
             args += ["--ro-bind", folder, folder]
+    # The private /tmp comes before the Python binds: bwrap mounts in order, so a virtual environment that lives
+    # under /tmp (a CI clone, say) is bound on top of the empty /tmp instead of being hidden by it.
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for prefix in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, *_site_folders()}):
         if not any(prefix.startswith(folder + "/") for folder in SYSTEM_FOLDERS):
             args += ["--ro-bind", prefix, prefix]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", str(scratch), str(scratch),
-             "--chdir", str(workdir)]
+    args += ["--bind", str(scratch), str(scratch), "--chdir", str(workdir)]
     return args
 
 
