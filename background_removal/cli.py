@@ -144,19 +144,6 @@ def check_arguments(args: argparse.Namespace) -> str:
     return engine
 
 
-def _save_png(rgba, path: Path) -> None:
-    """Write a PNG atomically (a temporary file renamed into place), creating the folder on the first write."""
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
-        Image.fromarray(rgba).save(temporary, format="PNG")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def _load_engine(args: argparse.Namespace, engine: str):
     """(function list of RGB images -> list of masks, batch size, description); raises UsageError."""
     size = args.size or DEFAULT_SIZE
@@ -207,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from background_removal.recipe import cutout, read_image
+    from utils.cutout import save_png  # atomic PNG writes, creating the folder on the first one
 
     print(f"model: {source}", file=sys.stderr)
     failures: list[Path] = []
@@ -226,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         for (path, rgb, alpha), mask in zip(batch, masks):
             target = out / f"{path.stem}.png"
             try:
-                _save_png(cutout(rgb, mask, alpha, threshold=args.threshold), target)
+                save_png(cutout(rgb, mask, alpha, threshold=args.threshold), target)
                 written += 1
             except OSError as err:  # disk full, a folder appeared in the way, ...: named, and the rest go on
                 failures.append(path)
