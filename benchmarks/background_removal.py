@@ -48,6 +48,29 @@ def load_photos(count: int) -> list[np.ndarray]:
     return [getattr(data, PHOTOS[i % len(PHOTOS)])() for i in range(count)]
 
 
+
+REMBG_MEAN, REMBG_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # rembg's literals, copied with its code below
+
+
+def rembg_normalize(img: Image.Image, size: int) -> np.ndarray:
+    """rembg 2.0.86 sessions/base.py normalize(), verbatim: the (1, 3, size, size) network input rembg feeds."""
+    im = img.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+    im_ary = np.array(im)
+    im_ary = im_ary / max(np.max(im_ary), 1e-6)
+    tmp = np.zeros((im_ary.shape[0], im_ary.shape[1], 3))
+    for c in range(3):
+        tmp[:, :, c] = (im_ary[:, :, c] - REMBG_MEAN[c]) / REMBG_STD[c]
+    return np.expand_dims(tmp.transpose((2, 0, 1)), 0).astype(np.float32)
+
+
+def rembg_finish(pred: np.ndarray, size_wh: tuple[int, int]) -> Image.Image:
+    """rembg 2.0.86 sessions/u2net_custom.py predict() after the session run, verbatim: the mask at (width, height)."""
+    ma, mi = np.max(pred), np.min(pred)
+    pred = np.squeeze((pred - mi) / (ma - mi))
+    mask = Image.fromarray((pred * 255).astype("uint8"), mode="L")
+    return mask.resize(size_wh, Image.Resampling.LANCZOS)
+
+
 def rembg_reference(onnx_path: Path, threads: int, rembg_site: str | None, size: int = 320):
     """(name, cut-out function on PIL images, mask function on PIL images) of real rembg, or of its recipe.
 
@@ -73,22 +96,10 @@ def rembg_reference(onnx_path: Path, threads: int, rembg_site: str | None, size:
 
     session = open_session(onnx_path, threads)  # rembg's options (default optimisation level) and threads
     session_input = session.get_inputs()[0].name
-    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # rembg's literals, copied with its code below
 
     def rembg_mask(img: Image.Image) -> Image.Image:
-        # rembg 2.0.86 sessions/base.py normalize() and sessions/u2net_custom.py predict(), verbatim.
-        im = img.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
-        im_ary = np.array(im)
-        im_ary = im_ary / max(np.max(im_ary), 1e-6)
-        tmp = np.zeros((im_ary.shape[0], im_ary.shape[1], 3))
-        for c in range(3):
-            tmp[:, :, c] = (im_ary[:, :, c] - mean[c]) / std[c]
-        feed = {session_input: np.expand_dims(tmp.transpose((2, 0, 1)), 0).astype(np.float32)}
-        pred = session.run(None, feed)[0][:, 0, :, :]
-        ma, mi = np.max(pred), np.min(pred)
-        pred = np.squeeze((pred - mi) / (ma - mi))
-        mask = Image.fromarray((pred * 255).astype("uint8"), mode="L")
-        return mask.resize(img.size, Image.Resampling.LANCZOS)
+        feed = {session_input: rembg_normalize(img, size)}
+        return rembg_finish(session.run(None, feed)[0][:, 0, :, :], img.size)
 
     def rembg_cutout(img: Image.Image) -> Image.Image:
         mask = rembg_mask(img)  # rembg.remove's default naive_cutout:

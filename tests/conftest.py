@@ -10,3 +10,11 @@ def one_cpu_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def restore_threads():
+    """For tests of commands whose main() sets torch's thread count for the whole process: later tests must not inherit it."""
+    previous = torch.get_num_threads()
+    yield
+    torch.set_num_threads(previous)

@@ -4,16 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from benchmarks import background_removal as bench
-
-
-@pytest.fixture
-def restore_threads():
-    previous = torch.get_num_threads()
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_benchmark_runs_every_path_and_compares_masks(tmp_path, restore_threads):

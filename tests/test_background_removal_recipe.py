@@ -6,27 +6,9 @@ import pytest
 from PIL import Image
 
 from background_removal import recipe
+from benchmarks.background_removal import rembg_finish, rembg_normalize
 from utils.data.images import IMAGE_SUFFIXES
 from utils.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-
-
-def _rembg_normalize(img: Image.Image, size: int) -> np.ndarray:
-    """rembg 2.0.86 sessions/base.py normalize(), verbatim but for the session lookup."""
-    im = img.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
-    im_ary = np.array(im)
-    im_ary = im_ary / max(np.max(im_ary), 1e-6)
-    tmp = np.zeros((im_ary.shape[0], im_ary.shape[1], 3))
-    for c in range(3):
-        tmp[:, :, c] = (im_ary[:, :, c] - IMAGENET_MEAN[c]) / IMAGENET_STD[c]
-    return np.expand_dims(tmp.transpose((2, 0, 1)), 0).astype(np.float32)
-
-
-def _rembg_mask(pred: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
-    """rembg 2.0.86 sessions/u2net_custom.py predict() after the session run, verbatim."""
-    ma, mi = np.max(pred), np.min(pred)
-    pred = np.squeeze((pred - mi) / (ma - mi))
-    mask = Image.fromarray((pred * 255).astype("uint8"), mode="L")
-    return np.asarray(mask.resize(size_wh, Image.Resampling.LANCZOS))
 
 
 def test_suffixes_are_the_course_loaders():
@@ -35,7 +17,7 @@ def test_suffixes_are_the_course_loaders():
 
 def test_prepare_is_rembgs_normalize_to_the_bit():
     image = np.random.default_rng(0).integers(0, 200, size=(37, 53, 3), dtype=np.uint8)  # max 199, not 255
-    expected = _rembg_normalize(Image.fromarray(image), 64)
+    expected = rembg_normalize(Image.fromarray(image), 64)
     np.testing.assert_array_equal(recipe.prepare(image, 64)[None], expected)
     np.testing.assert_array_equal(recipe.prepare_batch([image, image], 64), np.concatenate([expected, expected]))
 
@@ -44,7 +26,7 @@ def test_finish_is_rembgs_mask_to_the_bit():
     pred = np.random.default_rng(1).random((1, 1, 32, 32), dtype=np.float32) * 0.3 + 0.2
     for height, width in ((32, 32), (45, 29), (17, 70)):
         levels = recipe.mask_levels(recipe.finish(pred, (height, width)))
-        np.testing.assert_array_equal(levels, _rembg_mask(pred[:, 0], (width, height)))
+        np.testing.assert_array_equal(levels, np.asarray(rembg_finish(pred[:, 0], (width, height))))
 
 
 def test_black_image_and_constant_map_stay_finite():

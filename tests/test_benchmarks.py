@@ -13,14 +13,6 @@ from utils.models import U2NetP, UNet, count_parameters
 TIMINGS = ("median_ms", "min_ms", "max_ms", "mean_ms", "first_call_ms", "images_per_s")
 
 
-@pytest.fixture
-def restore_threads():
-    """main() sets torch's thread count for the whole process; later tests must not inherit it."""
-    previous = torch.get_num_threads()
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_model_benchmark_writes_a_complete_json_report(tmp_path, restore_threads):
     path = tmp_path / "speed.json"
     status = model_bench.main([
