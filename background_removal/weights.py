@@ -44,7 +44,6 @@ import torch
 from background_removal.names import MODEL_NAMES
 from background_removal.recipe import REMBG_SIZE, finish, prepare
 from utils.config import get_device
-from utils.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (notebook 03 imports them from here)
 from utils.models.u2net import U2Net, U2NetBase, U2NetP
 
 HOME_VARIABLE = "U2NET_HOME"

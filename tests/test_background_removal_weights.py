@@ -5,17 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from utils.models.u2net import U2Net, U2NetP
-from utils.train import save_checkpoint
 from background_removal.weights import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     default_weights_path,
     load_u2net,
     postprocess,
     predict_mask,
     preprocess,
 )
+from utils.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from utils.models.u2net import U2Net, U2NetP
+from utils.train import save_checkpoint
 
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")
