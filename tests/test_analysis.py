@@ -1,4 +1,5 @@
 """Receptive field, FLOPs and latency helpers."""
+import pytest
 import torch
 from torch import nn
 
@@ -33,3 +34,21 @@ def test_latency_and_size_are_positive():
     stats = measure_latency(model, (1, 3, 16, 16), repeats=3)
     assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["max_ms"]
     assert checkpoint_megabytes(model) == (4 * 3 * 9 + 4) * 4 / 1e6
+
+
+def test_grid_strength_separates_a_2x2_grid_from_content():
+    from utils.analysis import grid_strength
+
+    torch.manual_seed(0)
+    grid = torch.tensor([[1.0, -1.0], [-0.5, 0.5]]).repeat(32, 32)[None, None].repeat(3, 1, 1, 1)
+    noise = torch.rand(3, 1, 64, 64)
+    smooth = torch.nn.functional.avg_pool2d(torch.rand(3, 1, 72, 72), 9, stride=1)
+    assert grid_strength(grid) == pytest.approx(1.0)
+    assert grid_strength(grid + 0.1 * noise) > 0.9
+    assert grid_strength(noise) < 0.06 and grid_strength(smooth) < 0.08
+    # An odd size is cut to whole cells; the result does not depend on the map's level or scale.
+    assert grid_strength(5 * grid[..., :63, :63] + 3) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        grid_strength(grid[0])
+    with pytest.raises(ValueError, match="smaller than one"):
+        grid_strength(torch.zeros(1, 1, 1, 5))

@@ -529,3 +529,19 @@ def test_synthetic_cache_is_filled_by_loader_workers() -> None:
     for i in range(6):
         assert np.array_equal(dataset.picture(i)[0], direct.picture(i)[0])
         assert np.array_equal(dataset.picture(i)[1], direct.picture(i)[1])
+
+
+def test_synthetic_difficulty_reaches_the_renderer(capsys: pytest.CaptureFixture) -> None:
+    easy = SyntheticPeopleDataset(3, 48, seed=5, difficulty=0.0)
+    image, mask = easy.picture(1)
+    expected_image, expected_mask = make_synthetic_person_image(5, 1, 48, difficulty=0.0)
+    np.testing.assert_array_equal(image, expected_image)
+    np.testing.assert_array_equal(mask, expected_mask)
+    standard_image, _ = SyntheticPeopleDataset(3, 48, seed=5).picture(1)
+    assert not np.array_equal(image, standard_image)
+    assert "difficulty=0" in repr(easy) and "difficulty" not in repr(SyntheticPeopleDataset(3, 48, seed=5))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        SyntheticPeopleDataset(3, 48, difficulty=1.5)
+    train_set, val_set, info = get_person_datasets(48, n_train=4, n_val=2, source="synthetic", difficulty=0.25)
+    assert train_set.difficulty == val_set.difficulty == 0.25
+    assert "difficulty 0.25" in info.name and "difficulty 0.25" in capsys.readouterr().out

@@ -123,3 +123,26 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], repeats: int
 def checkpoint_megabytes(model: nn.Module) -> float:
     """Size of the saved state_dict in MB (10^6 bytes), as a .pth file on disk would be."""
     return sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
+
+
+def grid_strength(maps: torch.Tensor, period: int = 2) -> float:
+    """How much of a map's pixel-to-pixel variation repeats with a `period`-pixel grid (0: none, 1: all of it).
+
+    Each map (N, C, H, W) is cut into period x period cells and each cell's mean is subtracted; what is left is
+    averaged over all cells, position by position. A stride-2 transposed convolution that treats the four
+    positions of a 2x2 cell differently leaves the same offsets in every cell, so they survive the averaging;
+    real image content does not repeat every 2 pixels and averages out. Returns the RMS of the averaged offsets
+    divided by the RMS of all offsets, averaged over maps.
+    """
+    if maps.dim() != 4:
+        raise ValueError(f"grid_strength expects (N, C, H, W) maps, got shape {tuple(maps.shape)}")
+    n, c, h, w = maps.shape
+    h, w = h - h % period, w - w % period
+    if h == 0 or w == 0:
+        raise ValueError(f"maps of {tuple(maps.shape[-2:])} pixels are smaller than one {period}x{period} cell")
+    cells = maps[..., :h, :w].double().reshape(n, c, h // period, period, w // period, period)
+    offsets = cells - cells.mean(dim=(3, 5), keepdim=True)
+    periodic = offsets.mean(dim=(2, 4))  # (N, C, period, period): the offset each cell position has on average
+    total = offsets.pow(2).mean(dim=(2, 3, 4, 5)).sqrt()
+    ratio = periodic.pow(2).mean(dim=(2, 3)).sqrt() / total.clamp_min(1e-12)
+    return ratio.mean().item()

@@ -324,7 +324,8 @@ def _find_kaggle_person_data() -> tuple[str | None, Path | None, str]:
 
 def get_person_datasets(image_size: ImageSize = 128, n_train: int | None = None, n_val: int | None = None,
                         source: str = "auto", root: str | Path | None = None, seed: int = 0,
-                        augment: bool = True, validate: bool = False) -> tuple[Dataset, Dataset, PersonDataInfo]:
+                        augment: bool = True, validate: bool = False,
+                        difficulty: float = 1.0) -> tuple[Dataset, Dataset, PersonDataInfo]:
     """Train and validation datasets for person segmentation, plus a PersonDataInfo saying which data is used.
 
     source: "auto" (Kaggle if cached or reachable, else synthetic), "kaggle" (fail if unavailable),
@@ -332,6 +333,8 @@ def get_person_datasets(image_size: ImageSize = 128, n_train: int | None = None,
     root: a local folder in any supported layout; takes precedence over Kaggle.
     n_train / n_val: use at most this many pairs (synthetic default: 2,000 / 200).
     augment: random crops, flips and colour jitter on the training set only.
+    difficulty: clutter of the synthetic fallback in [0, 1] (1.0: the standard set; see utils.data.synthetic);
+    real data is what it is, so it ignores this.
     """
     if source not in ("auto", "kaggle", "synthetic") and "/" not in source:
         raise ValueError(f"source must be 'auto', 'kaggle', 'synthetic' or a Kaggle handle, got {source!r}")
@@ -375,9 +378,10 @@ def get_person_datasets(image_size: ImageSize = 128, n_train: int | None = None,
     n_train = 2000 if n_train is None else n_train
     n_val = 200 if n_val is None else n_val
     # A distant seed for validation keeps its pictures different from the training pictures.
-    train_ds = SyntheticPeopleDataset(n_train, image_size, seed=seed, augment=augment)
-    val_ds = SyntheticPeopleDataset(n_val, image_size, seed=seed + 100_003, augment=False)
-    info = PersonDataInfo("synthetic", "synthetic people", None, n_train, n_val)
+    train_ds = SyntheticPeopleDataset(n_train, image_size, seed=seed, augment=augment, difficulty=difficulty)
+    val_ds = SyntheticPeopleDataset(n_val, image_size, seed=seed + 100_003, augment=False, difficulty=difficulty)
+    name = "synthetic people" if difficulty == 1.0 else f"synthetic people (difficulty {difficulty:g})"
+    info = PersonDataInfo("synthetic", name, None, n_train, n_val)
     if fallback_note:
         # One line for the whole story: why not Kaggle, and what we use instead.
         print(f"{fallback_note}; using the synthetic fallback instead: {info}, drawn on the fly.")
@@ -390,9 +394,12 @@ class SyntheticPeopleDataset(Dataset):
     """`n` synthetic pictures of people, item i fixed by (seed, i); same output format as PersonSegmentationDataset."""
 
     def __init__(self, n: int, image_size: ImageSize = 128, seed: int = 0, augment: bool = False,
-                 cache: bool = False) -> None:
+                 cache: bool = False, difficulty: float = 1.0) -> None:
         if n < 1:
             raise ValueError(f"a synthetic dataset needs at least one picture, got n={n}")
+        if not 0.0 <= difficulty <= 1.0:
+            raise ValueError(f"difficulty must be between 0 and 1, got {difficulty!r}")
+        self.difficulty = float(difficulty)
         self.n = int(n)
         self.image_size = as_height_width(image_size)
         self.seed = int(seed)
@@ -419,7 +426,7 @@ class SyntheticPeopleDataset(Dataset):
         if self._pixels is not None and bool(self._filled[index]):
             stored = self._pixels[index].numpy()
             return stored[..., :3].copy(), stored[..., 3].copy()
-        image, mask = make_synthetic_person_image(self.seed, index, self.image_size)
+        image, mask = make_synthetic_person_image(self.seed, index, self.image_size, self.difficulty)
         if self._pixels is not None:
             # Pixels first, flag last: a worker that sees the flag sees the whole picture. Two workers drawing the
             # same picture at once write the same bytes.
@@ -438,4 +445,5 @@ class SyntheticPeopleDataset(Dataset):
 
     def __repr__(self) -> str:
         h, w = self.image_size
-        return f"SyntheticPeopleDataset(n={self.n}, image_size=({h}, {w}), seed={self.seed}, augment={self.augment})"
+        extra = "" if self.difficulty == 1.0 else f", difficulty={self.difficulty:g}"
+        return f"SyntheticPeopleDataset(n={self.n}, image_size=({h}, {w}), seed={self.seed}, augment={self.augment}{extra})"
