@@ -161,3 +161,24 @@ def test_predict_limit_and_plain_lists_of_batches():
     assert [t.shape[0] for t in few] == [5, 5, 5] and torch.equal(few[0], x[:5])
     as_list = predict(model, [(x[:4], y[:4]), (x[4:], y[4:])], torch.device("cpu"))
     assert torch.equal(as_list[2], y)
+
+
+def test_bf16_on_a_cpu_only_when_asked_and_only_in_hardware(monkeypatch):
+    from utils.train import devices
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    assert devices.autocast_dtype(cpu) is None  # the default stays full precision: the same numbers everywhere
+    assert devices.autocast_dtype(cpu, cpu=True) == torch.bfloat16
+    assert not channels_last_default(cpu, torch.bfloat16) and channels_last_default(torch.device("cuda"), torch.bfloat16)
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)  # a laptop CPU without AVX512-BF16 / AMX
+    assert devices.autocast_dtype(cpu, cpu=True) is None
+
+    seen = []
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    train, _ = make_denoising_loaders()
+    model = UNet(1, 1, base_channels=4, depth=1)
+    model.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    fit(model, train, l1, steps=1, device=cpu, progress=False)  # amp=None: full precision
+    fit(model, train, l1, steps=1, device=cpu, progress=False, amp=True)
+    assert seen == [torch.float32, torch.bfloat16]

@@ -265,6 +265,7 @@ def _vgg16_unet_blocks(model: nn.Module, height: int, width: int) -> dict:
               **{f"dec{i}": d for i, d in enumerate(reversed(model.decoder))}, "head": model.head}
     shapes = output_shapes(model, layers, torch.zeros(1, 3, height, width))
     depth = len(model.encoder) - 1
+    variant = ", ".join((["BatchNorm"] if model.batch_norm else []) + ([f"width x{model.width:g}"] if model.width != 1 else []))
     encoder = [Block(f"VGG16 block{i + 1}", (_shape_text(shapes[f"stage{i + 1}"]),
                                              f"receptive field {receptive_field(model.encoder[:i + 1])} px"))
                for i in range(depth)]
@@ -274,8 +275,10 @@ def _vgg16_unet_blocks(model: nn.Module, height: int, width: int) -> dict:
     return dict(encoder=encoder, bridge=bridge, decoder=decoder, skip=model.skip,
                 inputs=Block("RGB image", (f"3 x {height} x {width}",)),
                 outputs=Block("head: 1x1 conv + sigmoid", (_shape_text(shapes["head"]),)),
-                up_label="transposed conv 2x2, stride 2",
-                title=f"VGG16-UNet, {'with' if model.skip else 'without'} skip connections, for a {height}x{width} input")
+                up_label=("transposed conv 2x2, stride 2" if isinstance(model.decoder[0].up, nn.ConvTranspose2d)
+                          else "bilinear x2 + 1x1 conv"),
+                title=f"VGG16-UNet{f' ({variant})' if variant else ''}, {'with' if model.skip else 'without'} skip "
+                      f"connections, for a {height}x{width} input")
 
 
 def _u2net_blocks(model: nn.Module, height: int, width: int) -> dict:

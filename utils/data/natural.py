@@ -406,8 +406,8 @@ class DenoisingDataset(PhotoCrops):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _skimage_photo(name: str) -> np.ndarray:
-    """A photograph bundled with scikit-image (or matplotlib) as uint8 (H, W, 3); greyscale becomes 3 channels."""
+def bundled_photo(name: str) -> np.ndarray:
+    """A photograph bundled with scikit-image (or matplotlib, e.g. "grace_hopper") as uint8 (H, W, 3); greyscale becomes 3 channels."""
     if name in MATPLOTLIB_PHOTOS:
         from matplotlib import cbook
 
@@ -422,8 +422,8 @@ def _skimage_photo(name: str) -> np.ndarray:
 
 def _from_skimage() -> tuple[list[ImageItem], list[ImageItem], dict]:
     """The fixed scikit-image train and held-out photographs, loaded into memory (they are small)."""
-    train = [_skimage_photo(name) for name in SKIMAGE_TRAIN_PHOTOS]
-    val = [_skimage_photo(name) for name in SKIMAGE_HELDOUT_PHOTOS]
+    train = [bundled_photo(name) for name in SKIMAGE_TRAIN_PHOTOS]
+    val = [bundled_photo(name) for name in SKIMAGE_HELDOUT_PHOTOS]
     info = {
         "source": "skimage",
         "description": "scikit-image and matplotlib sample photos",

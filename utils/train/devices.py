@@ -11,10 +11,15 @@ from typing import Iterable
 import torch
 
 
-def channels_last_default(device: torch.device) -> bool:
-    """Use channels_last (NHWC) by default on CUDA and on the CPU, where it measured faster for every course model."""
+def channels_last_default(device: torch.device, dtype: torch.dtype | None = None) -> bool:
+    """Use channels_last (NHWC) by default on CUDA and on the CPU in full precision, where it measured faster for
+    every course model; not for bf16 on a CPU (`dtype`), where it measured slower for VGG16-UNet."""
     # Measured train steps (python -m benchmarks.models --passes train_step): 15-25 % faster on a 2-core CPU,
-    # and the layout cuDNN's convolutions prefer on GPUs. MPS is left alone (not measured).
+    # and the layout cuDNN's convolutions prefer on GPUs. MPS is left alone (not measured). bf16 on a 2-core Zen 4:
+    # VGG16-UNet (width 0.25, 64 px, batch 8) 66 ms per step in the default layout vs 198 ms in channels_last;
+    # U2NetP (160 px, batch 4) 688 vs 556 ms, so notebook 03 asks for channels_last itself.
+    if device.type == "cpu" and dtype is not None:
+        return False
     return device.type in ("cuda", "cpu")
 
 
@@ -22,12 +27,22 @@ def channels_last_default(device: torch.device) -> bool:
 BF16_MIN_CAPABILITY = (8, 0)
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 on GPUs that run it natively (compute capability >= 8), fp16 (with loss scaling) on older ones, None on CPU.
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 in hardware (AVX512-BF16 or AMX), which oneDNN's convolutions then use."""
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
-    `torch.cuda.is_bf16_supported()` is not the test: it says True on a T4 (7.5), where bf16 is emulated and its
-    convolutions leave cuDNN for a path several times slower than fp16.
+
+def autocast_dtype(device: torch.device, cpu: bool = False) -> torch.dtype | None:
+    """bf16 on GPUs that run it natively (compute capability >= 8), fp16 (with loss scaling) on older ones.
+
+    On a CPU: bf16 only when asked (`cpu=True`) and the CPU has bf16 in hardware, else None (full precision).
+    It is opt-in there because a CPU without it would run bf16 several times slower, so the same notebook
+    would compute different numbers on different laptops. (Measured on a 2-core Zen 4: train steps 1.6-1.7x
+    faster for VGG16-UNet and U2NetP.) `torch.cuda.is_bf16_supported()` is not the GPU test: it says True on a
+    T4 (7.5), where bf16 is emulated and its convolutions leave cuDNN for a path several times slower than fp16.
     """
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu and cpu_has_native_bf16() else None
     if device.type != "cuda":
         return None
     index = device.index if device.index is not None else torch.cuda.current_device()

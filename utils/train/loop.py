@@ -7,7 +7,8 @@ Training is counted in optimisation steps, not epochs, so that the same budget m
 for datasets of any size. A learning-rate schedule is passed in explicitly (``scheduler=``, e.g.
 ``utils.train.cosine_schedule``). Two speed switches, each with a per-device default
 (``utils.train.devices``): ``channels_last`` memory layout (CPU and CUDA) and ``amp`` mixed precision
-(CUDA only: bf16 where the GPU has it, else fp16 with loss scaling). Under ``torchrun`` with a
+(on CUDA by default: bf16 where the GPU has it, else fp16 with loss scaling; on a CPU only with
+``amp=True``, and only where the CPU has bf16 in hardware). Under ``torchrun`` with a
 DistributedDataParallel model and a DistributedSampler (``utils.train.distributed``) it also works
 unchanged: only rank 0 prints and shows a bar.
 """
@@ -155,13 +156,14 @@ def fit(
 
     `loss_fn(output, target)` gets the model's raw output (a tuple for U2Net). `scheduler.step()` is
     called after every optimisation step. `amp` (mixed precision) and `channels_last` default to what
-    is fastest on the device (None); pass False to turn either off. Returns a `History`.
+    is fastest on the device (None); pass False to turn either off, or amp=True to allow bf16 on a CPU
+    that computes it in hardware (see `autocast_dtype`). Returns a `History`.
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     device = device or get_device()
-    channels_last = channels_last_default(device) if channels_last is None else channels_last
-    dtype = autocast_dtype(device) if amp is not False else None
+    dtype = autocast_dtype(device, cpu=amp is True) if amp is not False else None
+    channels_last = channels_last_default(device, dtype) if channels_last is None else channels_last
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
