@@ -384,7 +384,8 @@ def cell_kind(cell: NotebookNode) -> str:
 
 def kernel_environment(limits: Limits, scratch: Scratch) -> dict[str, str]:
     """A minimal environment for the kernel: no secrets of the grader's, the scratch folder as home."""
-    keep = ("PATH", "LANG", "LC_ALL", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "TZ")
+    keep = ("PATH", "LANG", "LC_ALL", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+            "TZ")
     environment = {key: os.environ[key] for key in keep if key in os.environ}
     home = str(scratch.workdir)
     environment.update({

@@ -107,3 +107,4 @@ def test_usable_cpus_is_the_affinity_not_the_host(monkeypatch):
 def test_threads_are_set_passive_before_torch_starts():
     import os
     assert os.environ.get("OMP_WAIT_POLICY") == "PASSIVE"
+    assert os.environ.get("GOMP_SPINCOUNT") == "10000"  # libgomp spins briefly first: PASSIVE alone is slow when quiet

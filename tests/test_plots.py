@@ -3,6 +3,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from utils.models import RSU, U2NetP, UNet, VGG16UNet  # noqa: E402
@@ -63,3 +64,19 @@ def test_rsu_diagram_follows_the_inner_skip_and_residual_switches():
     words = "\n".join(texts(fig))
     assert "skip: concatenate" in words and "residual" not in words
     plt.close(fig)
+
+
+def test_show_as_jpeg_displays_a_small_jpeg_and_closes_the_figure(monkeypatch):
+    import IPython.display
+
+    from utils.plots import show_as_jpeg
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    rng = np.random.default_rng(0)
+    fig, ax = plt.subplots(figsize=(3, 3))
+    ax.imshow(rng.random((64, 64, 3)))
+    show_as_jpeg(fig, quality=70)
+    (image,) = shown
+    assert image.format == "jpeg" and image.data[:2] == b"\xff\xd8"  # the JPEG start-of-image marker
+    assert not plt.fignum_exists(fig.number)

@@ -41,4 +41,5 @@ def test_setup_cell_clones_the_release_and_says_what_to_do_when_it_fails():
                          if c["cell_type"] == "code")["source"])
     assert '"--branch", RELEASE, REPOSITORY' in setup and "What to do" in setup
     assert setup.index('os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")') < setup.index("git")
+    assert setup.index('os.environ.setdefault("GOMP_SPINCOUNT", "10000")') < setup.index("git")
     assert not any(line.startswith(("import torch", "from torch")) for line in setup.splitlines())  # before torch

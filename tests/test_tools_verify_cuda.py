@@ -14,7 +14,7 @@ def test_plan_fits_the_eight_minute_budget_and_covers_every_notebook_folder():
     nbval = steps[1].command
     assert "--nbval-lax" in nbval and all(folder in nbval for folder in ("notebooks", "solutions", "exercises"))
     assert all(test in steps[0].command for test in ("tests/test_train_devices.py", "tests/test_train.py"))
-    assert steps[2].env["UNET_COURSE_PROFILE"] == "gpu" and all(s.env["OMP_WAIT_POLICY"] == "PASSIVE" for s in steps)
+    assert steps[2].env["UNET_COURSE_PROFILE"] == "gpu" and all(s.env["OMP_WAIT_POLICY"] == "PASSIVE" and s.env["GOMP_SPINCOUNT"] == "10000" for s in steps)
 
 
 def test_refuses_politely_without_cuda(monkeypatch, capsys):

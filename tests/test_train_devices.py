@@ -37,11 +37,11 @@ def test_fit_uses_loss_scaling_exactly_for_fp16(monkeypatch):
             super().__init__("cpu", enabled=False)
 
     monkeypatch.setattr(loop.torch.amp, "GradScaler", RecordingScaler)
-    monkeypatch.setattr(loop, "autocast_dtype", lambda device: torch.float16)
+    monkeypatch.setattr(loop, "autocast_dtype", lambda device, cpu=False: torch.float16)
     monkeypatch.setattr(loop, "autocast_context", lambda device, dtype: torch.autocast("cpu", enabled=False))
     model = torch.nn.Conv2d(1, 1, 3, padding=1)
     batch = [(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8))]
     loop.fit(model, batch, torch.nn.functional.mse_loss, steps=1, device=torch.device("cpu"), progress=False)
-    monkeypatch.setattr(loop, "autocast_dtype", lambda device: torch.bfloat16)
+    monkeypatch.setattr(loop, "autocast_dtype", lambda device, cpu=False: torch.bfloat16)
     loop.fit(model, batch, torch.nn.functional.mse_loss, steps=1, device=torch.device("cpu"), progress=False)
     assert seen == [True, False]

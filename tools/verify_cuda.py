@@ -53,7 +53,8 @@ class Outcome:
 
 def plan(budget_s: int = DEFAULT_BUDGET_S, python: str = sys.executable, probe_args: tuple[str, ...] = ()) -> list[Step]:
     """The three steps with their time limits, which together stay within `budget_s`."""
-    env = {"OMP_WAIT_POLICY": "PASSIVE", "UNET_COURSE_OFFLINE": os.environ.get("UNET_COURSE_OFFLINE", "1")}
+    env = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000",
+           "UNET_COURSE_OFFLINE": os.environ.get("UNET_COURSE_OFFLINE", "1")}
     return [
         Step("unit tests", [python, "-m", "pytest", "-q", "-p", "no:nbval", "-o", "addopts=", *DEVICE_TESTS],
              int(budget_s * SHARES["unit tests"]), env),

@@ -14,10 +14,13 @@ import random
 import sys
 from dataclasses import asdict, dataclass, replace
 
-# OpenMP threads that wait for work should sleep, not spin: on a busy 2-core laptop spinning threads made a training
-# step 5x slower (measured; see README, "Run profiles"). OpenMP reads this once, when torch starts, so it only helps
-# when this module is imported before torch; the notebooks' setup cell and conftest.py set it earlier still.
+# OpenMP threads that wait for work should spin only briefly, then sleep: on a busy 2-core laptop threads that spin
+# made a training step 5x slower, and threads that sleep at once (PASSIVE) made a quiet one up to 1.7x slower
+# (measured; see README, "A busy machine"). GOMP_SPINCOUNT is Linux's libgomp and overrides PASSIVE there; other
+# OpenMP runtimes honour PASSIVE. OpenMP reads both once, when torch starts, so this only helps when this module is
+# imported before torch; the notebooks' setup cell and conftest.py set them earlier still.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -46,7 +49,14 @@ class Profile:
     train_steps: int  # optimisation steps per training run of the course UNet
     seg_image_size: int  # VGG16-UNet input size (notebook 02)
     seg_steps: int  # steps per VGG16-UNet run (notebook 02): VGG16 costs about 10x the course UNet per step
-    seg_lr: float  # Adam learning rate for VGG16-UNet
+    seg_lr: float  # Adam learning rate for VGG16-UNet trained from random weights (with BatchNorm, notebook 02)
+    seg_pretrained_lr: float  # Adam learning rate for VGG16-UNet fine-tuned from ImageNet weights
+    seg_width: float  # encoder width multiplier when VGG16 trains from random weights (1.0: VGG16's 64..512)
+    seg_n_train: int  # synthetic training pictures for notebooks 02/03 (drawn once, then cached)
+    seg_difficulty: float  # clutter of the synthetic people in notebooks 02/03 (1.0: the standard set)
+    u2net_steps: int  # steps per U2NetP run (notebook 03)
+    u2net_batch_size: int
+    u2net_lr: float  # Adam learning rate for U2NetP (the official script: 1e-3, constant, for 600k+ steps)
     eval_every: int  # steps between validation passes (for curves)
     n_train: int  # training images for datasets that have a fixed size
     n_val: int  # held-out images
@@ -61,15 +71,21 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", image_size=64, sr_crop_size=64, inpaint_size=64, u2net_size=64, base_channels=8,
-        batch_size=4, train_steps=4, seg_image_size=64, seg_steps=2, seg_lr=3e-4, eval_every=2, n_train=16, n_val=8, num_workers=0,
+        batch_size=4, train_steps=4, seg_image_size=64, seg_steps=2, seg_lr=3e-4, seg_pretrained_lr=1e-4, seg_width=0.25,
+        seg_n_train=16, seg_difficulty=0.0, u2net_steps=2, u2net_batch_size=2, u2net_lr=1e-3, eval_every=2, n_train=16, n_val=8,
+        num_workers=0,
     ),
     "cpu": Profile(
         name="cpu", image_size=96, sr_crop_size=128, inpaint_size=128, u2net_size=160, base_channels=16,
-        batch_size=8, train_steps=600, seg_image_size=64, seg_steps=800, seg_lr=2e-3, eval_every=100, n_train=800, n_val=120, num_workers=0,
+        batch_size=8, train_steps=600, seg_image_size=64, seg_steps=2200, seg_lr=4e-3, seg_pretrained_lr=1e-4, seg_width=0.25,
+        seg_n_train=4000, seg_difficulty=0.0, u2net_steps=200, u2net_batch_size=4, u2net_lr=3e-3, eval_every=100, n_train=800, n_val=120,
+        num_workers=0,
     ),
     "gpu": Profile(
         name="gpu", image_size=256, sr_crop_size=256, inpaint_size=256, u2net_size=320, base_channels=64,
-        batch_size=16, train_steps=6000, seg_image_size=256, seg_steps=4000, seg_lr=1e-4, eval_every=500, n_train=5000, n_val=500, num_workers=4,
+        batch_size=16, train_steps=6000, seg_image_size=256, seg_steps=4000, seg_lr=1e-3, seg_pretrained_lr=1e-4, seg_width=1.0,
+        seg_n_train=5000, seg_difficulty=1.0, u2net_steps=4000, u2net_batch_size=12, u2net_lr=1e-3, eval_every=500, n_train=5000, n_val=500,
+        num_workers=4,
     ),
 }
 
@@ -117,7 +133,7 @@ def gpu_memory_gib(device_index: int = 0) -> float | None:
 # the standard setting, 40-80 GB cards larger batches. Steps stay the same, so results stay comparable.
 GPU_TIERS: tuple[tuple[float, dict], ...] = (
     (10.0, dict(image_size=192, sr_crop_size=192, inpaint_size=192, u2net_size=256, base_channels=32, batch_size=8,
-                seg_image_size=192)),
+                seg_image_size=192, u2net_batch_size=8)),
     (32.0, {}),
     (float("inf"), dict(batch_size=32)),
 )
