@@ -96,7 +96,8 @@ def train(args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any]]:
     val_loader = (DataLoader(build_dataset(args.data, args.n_val, args.image_size, args.seed + 1), args.batch_size)
                   if args.n_val and context.is_main else None)
     loss_fn = deep_supervision_loss if args.model in ("u2net", "u2netp") else BCEDiceLoss()
-    history = fit(model, loader, loss_fn, steps=args.steps, lr=args.lr, device=context.device, amp=not args.fp32,
+    history = fit(model, loader, loss_fn, steps=args.steps, lr=args.lr, device=context.device,
+                  amp=False if args.fp32 else None,  # None: mixed precision where the device runs it by default (CUDA)
                   val_loader=val_loader, metrics={"iou": iou}, eval_every=args.eval_every,
                   description=f"{args.model} x{context.world_size}", progress=not args.quiet)
     global_batch = args.batch_size * context.world_size
