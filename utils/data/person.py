@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 # kaggle is used through the module (kaggle.xxx) so tests can stand in for the network in one place.
 from . import kaggle
 from .images import IMAGE_SUFFIXES, image_size as file_image_size, list_images, load_mask, load_rgb
-from .synthetic.renderer import make_synthetic_person_image
+from .synthetic.renderer import check_difficulty, make_synthetic_person_image
 from .transforms import ImageSize, as_height_width, build_transform, to_tensors
 
 Pair = tuple[Path, Path]
@@ -397,9 +397,7 @@ class SyntheticPeopleDataset(Dataset):
                  cache: bool = False, difficulty: float = 1.0) -> None:
         if n < 1:
             raise ValueError(f"a synthetic dataset needs at least one picture, got n={n}")
-        if not 0.0 <= difficulty <= 1.0:
-            raise ValueError(f"difficulty must be between 0 and 1, got {difficulty!r}")
-        self.difficulty = float(difficulty)
+        self.difficulty = check_difficulty(difficulty)  # at construction, not at the first picture drawn
         self.n = int(n)
         self.image_size = as_height_width(image_size)
         self.seed = int(seed)

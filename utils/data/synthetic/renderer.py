@@ -598,14 +598,20 @@ def _shrink(values: np.ndarray) -> np.ndarray:
     return block_sum * (1 / s**2)
 
 
+def check_difficulty(difficulty: float) -> float:
+    """`difficulty` as a float, or a ValueError when it is outside [0, 1]."""
+    if not 0.0 <= difficulty <= 1.0:
+        raise ValueError(f"difficulty must be between 0 and 1, got {difficulty!r}")
+    return float(difficulty)
+
+
 def render_people_picture(rng: np.random.Generator, height: int, width: int,
                           difficulty: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Draw one synthetic picture; returns (image uint8 (H, W, 3), mask uint8 (H, W) with 1 = person).
 
     `difficulty` in [0, 1] scales the clutter (see the module docstring); 1.0 is the standard set.
     """
-    if not 0.0 <= difficulty <= 1.0:
-        raise ValueError(f"difficulty must be between 0 and 1, got {difficulty!r}")
+    check_difficulty(difficulty)
     background = _background(rng, height, width)
     ss_h, ss_w = height * SUPERSAMPLE, width * SUPERSAMPLE
     canvas = _Canvas(ss_h, ss_w)
