@@ -37,3 +37,15 @@ def test_save_png_round_trip_leaves_no_partial_file(tmp_path):
     path = save_png(rgba, tmp_path / "out" / "person.png")
     assert np.array_equal(np.asarray(Image.open(path)), rgba)
     assert [p.name for p in path.parent.iterdir()] == ["person.png"]
+
+
+def test_checkerboard_alternates_two_greys_in_square_cells():
+    from utils.cutout import checkerboard
+
+    board = checkerboard(5, 7, cell=2, dark=10, light=20)
+    assert board.shape == (5, 7, 3) and board.dtype == np.uint8
+    assert (board[..., 0] == board[..., 2]).all()  # grey
+    assert board[0, 0, 0] == 10 and board[0, 2, 0] == 20 and board[2, 0, 0] == 20 and board[2, 2, 0] == 10
+    assert board[1, 1, 0] == 10 and board[4, 6, 0] == 20  # cell (2, 3): 2 + 3 is odd, a light square
+    with pytest.raises(ValueError, match="positive"):
+        checkerboard(4, 4, cell=0)

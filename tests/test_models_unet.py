@@ -155,3 +155,39 @@ def test_parameter_matching_rejects_skips_and_unpooling(kwargs):
 def test_default_unet_is_unchanged_by_the_matching_option():
     assert count_parameters(UNet(3, 3)) == 28_985_155
     assert count_parameters(UNet(3, 3, skip=False)) == 25_851_715
+
+
+def test_residual_denoiser_subtracts_the_predicted_noise():
+    from utils.models import ResidualDenoiser
+
+    torch.manual_seed(0)
+    unet = UNet(3, 3, base_channels=4, depth=2, final_activation=None).eval()
+    denoiser = ResidualDenoiser(unet).eval()
+    noisy = torch.rand(2, 3, 20, 18) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(denoiser(noisy), noisy - unet(noisy))
+        torch.nn.init.zeros_(unet.head.weight)
+        torch.nn.init.zeros_(unet.head.bias)
+        assert torch.equal(denoiser(noisy), noisy)  # predicting no noise returns the input unchanged
+    assert list(denoiser.parameters()) and all(p is q for p, q in zip(denoiser.parameters(), unet.parameters()))
+
+
+def test_fill_corrector_starts_at_the_fill_and_changes_only_the_holes():
+    from utils.models.inpainting import FillCorrector, hole_l1_loss
+
+    torch.manual_seed(0)
+    fill, mask = torch.rand(2, 3, 16, 16) * 2 - 1, (torch.rand(2, 1, 16, 16) > 0.7).float()
+    inputs = torch.cat([fill, mask], 1)
+    for use_mask in (True, False):
+        model = FillCorrector(UNet(4 if use_mask else 3, 3, base_channels=4, depth=2, final_activation=None), use_mask)
+        assert torch.equal(model(inputs), fill)  # zero head: the classical fill itself
+        torch.nn.init.constant_(model.network.head.bias, 0.5)
+        out = model(inputs)
+        assert torch.equal(out[mask.expand_as(out) == 0], fill[mask.expand_as(fill) == 0])  # known pixels untouched
+        assert torch.allclose(out[mask.expand_as(out) == 1], fill[mask.expand_as(fill) == 1] + 0.5)
+    with pytest.raises(ValueError, match="fill and the mask"):
+        model(fill)
+    target = fill.clone()
+    target[mask.expand_as(target) == 1] += 0.25  # error 0.25 in the holes only
+    assert hole_l1_loss(fill, torch.cat([target, mask], 1)).item() == pytest.approx(0.25)
+    assert hole_l1_loss(fill + 10 * (1 - mask), torch.cat([fill, mask], 1)).item() == 0  # known pixels do not count

@@ -182,3 +182,20 @@ def test_bf16_on_a_cpu_only_when_asked_and_only_in_hardware(monkeypatch):
     fit(model, train, l1, steps=1, device=cpu, progress=False)  # amp=None: full precision
     fit(model, train, l1, steps=1, device=cpu, progress=False, amp=True)
     assert seen == [torch.float32, torch.bfloat16]
+
+
+def test_recalibrate_batchnorm_sets_plain_averages_over_the_batches():
+    from utils.train import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    batches = [(torch.randn(4, 1, 5, 5) * (i + 1), None) for i in range(6)]
+    recalibrate_batchnorm(model, batches, count=4)
+    norm = model[1]
+    assert not model.training and norm.momentum is None and int(norm.num_batches_tracked) == 4
+    with torch.no_grad():
+        features = [model[0](x) for x, _ in batches[:4]]
+    expected_mean = torch.stack([f.mean(dim=(0, 2, 3)) for f in features]).mean(0)
+    expected_var = torch.stack([f.var(dim=(0, 2, 3), unbiased=True) for f in features]).mean(0)
+    assert torch.allclose(norm.running_mean, expected_mean, atol=1e-5)
+    assert torch.allclose(norm.running_var, expected_var, atol=1e-4)

@@ -47,6 +47,7 @@ class Profile:
     base_channels: int  # width of the course UNet's first level (the reference uses 64)
     batch_size: int
     train_steps: int  # optimisation steps per training run of the course UNet
+    denoise_steps: int  # steps per denoising UNet in notebook 01 (six runs: 2 cpu minutes each at 1,200)
     seg_image_size: int  # VGG16-UNet input size (notebook 02)
     seg_steps: int  # steps per VGG16-UNet run (notebook 02): VGG16 costs about 10x the course UNet per step
     seg_lr: float  # Adam learning rate for VGG16-UNet trained from random weights (with BatchNorm, notebook 02)
@@ -71,19 +72,19 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", image_size=64, sr_crop_size=64, inpaint_size=64, u2net_size=64, base_channels=8,
-        batch_size=4, train_steps=4, seg_image_size=64, seg_steps=2, seg_lr=3e-4, seg_pretrained_lr=1e-4, seg_width=0.25,
+        batch_size=4, train_steps=4, denoise_steps=4, seg_image_size=64, seg_steps=2, seg_lr=3e-4, seg_pretrained_lr=1e-4, seg_width=0.25,
         seg_n_train=16, seg_difficulty=0.0, u2net_steps=2, u2net_batch_size=2, u2net_lr=1e-3, eval_every=2, n_train=16, n_val=8,
         num_workers=0,
     ),
     "cpu": Profile(
         name="cpu", image_size=96, sr_crop_size=128, inpaint_size=128, u2net_size=160, base_channels=16,
-        batch_size=8, train_steps=600, seg_image_size=64, seg_steps=2200, seg_lr=4e-3, seg_pretrained_lr=1e-4, seg_width=0.25,
+        batch_size=8, train_steps=600, denoise_steps=1200, seg_image_size=64, seg_steps=2200, seg_lr=4e-3, seg_pretrained_lr=1e-4, seg_width=0.25,
         seg_n_train=4000, seg_difficulty=0.0, u2net_steps=200, u2net_batch_size=4, u2net_lr=3e-3, eval_every=100, n_train=800, n_val=120,
         num_workers=0,
     ),
     "gpu": Profile(
         name="gpu", image_size=256, sr_crop_size=256, inpaint_size=256, u2net_size=320, base_channels=64,
-        batch_size=16, train_steps=6000, seg_image_size=256, seg_steps=4000, seg_lr=1e-3, seg_pretrained_lr=1e-4, seg_width=1.0,
+        batch_size=16, train_steps=6000, denoise_steps=6000, seg_image_size=256, seg_steps=4000, seg_lr=1e-3, seg_pretrained_lr=1e-4, seg_width=1.0,
         seg_n_train=5000, seg_difficulty=1.0, u2net_steps=4000, u2net_batch_size=12, u2net_lr=1e-3, eval_every=500, n_train=5000, n_val=500,
         num_workers=4,
     ),

@@ -53,6 +53,14 @@ def composite(cutout: np.ndarray, background: torch.Tensor | np.ndarray) -> np.n
     return (cutout[..., :3] * alpha + back * (1 - alpha)).round().astype(np.uint8)
 
 
+def checkerboard(height: int, width: int, cell: int = 32, dark: int = 150, light: int = 210) -> np.ndarray:
+    """A grey checkerboard (H, W, 3) uint8, the usual picture of "transparent" behind a cut-out."""
+    if min(height, width, cell) < 1:
+        raise ValueError(f"height, width and cell must be positive, got {height}, {width}, {cell}")
+    squares = (np.indices((height, width)) // cell).sum(axis=0) % 2
+    return np.repeat(np.where(squares == 1, light, dark).astype(np.uint8)[..., None], 3, axis=2)
+
+
 def save_png(rgba_or_rgb: np.ndarray, path: str | Path) -> Path:
     """Write a PNG atomically (a temporary file renamed into place), creating the folder if needed."""
     path = Path(path)

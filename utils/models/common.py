@@ -42,3 +42,17 @@ def match_size(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters in `model` (optionally only those that require gradients)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+class ResidualDenoiser(nn.Module):
+    """A denoiser that returns `noisy - model(noisy)`: the wrapped model predicts the noise (residual learning)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+        """The noisy batch minus the predicted noise; the output has the input's shape."""
+        # The noise is small, centred on 0 and carries no picture, an easier target than the clean image: a
+        # model that outputs about 0 at the start starts as the identity, already at the noisy input's score.
+        return noisy - self.model(noisy)

@@ -8,10 +8,10 @@
 from utils.train.checkpoints import load_checkpoint, save_checkpoint
 from utils.train.devices import autocast_context, autocast_dtype, channels_last_default
 from utils.train.distributed import unwrap
-from utils.train.loop import History, evaluate, fit, main_output, predict
+from utils.train.loop import History, evaluate, fit, main_output, predict, recalibrate_batchnorm
 from utils.train.schedules import cosine_schedule
 
 __all__ = [
     "History", "autocast_context", "autocast_dtype", "channels_last_default", "cosine_schedule", "evaluate", "fit",
-    "load_checkpoint", "main_output", "predict", "save_checkpoint", "unwrap",
+    "load_checkpoint", "main_output", "predict", "recalibrate_batchnorm", "save_checkpoint", "unwrap",
 ]

@@ -134,6 +134,26 @@ def predict(model: nn.Module, loader: Iterable, device: torch.device | None = No
     return tuple(torch.cat(c) if isinstance(c, list) else c[:filled] for c in columns)
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, batches: Iterable, count: int = 50,
+                          device: torch.device | None = None) -> None:
+    """Set every BatchNorm's running mean and variance to their plain average over `count` training batches.
+
+    During training they are moving averages dominated by the last ~10 batches (momentum 0.1), so with training
+    images as different as photos they keep jumping when the weights no longer change, and so does the held-out
+    score. Call it after training, with the training batches (`(inputs, ...)` tuples); leaves the model in eval mode.
+    """
+    device = device or next(model.parameters()).device
+    for layer in model.modules():
+        if isinstance(layer, nn.BatchNorm2d):
+            layer.reset_running_stats()
+            layer.momentum = None  # None = a plain average over all batches seen from now on
+    model.train()
+    for _, batch in zip(range(count), batches):
+        model(batch[0].to(device))
+    model.eval()
+
+
 def fit(
     model: nn.Module,
     train_loader: Iterable,
