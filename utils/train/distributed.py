@@ -129,4 +129,8 @@ def distributed_loader(
 def cleanup() -> None:
     """Leave the process group (a no-op outside distributed training); call once at the end of a script."""
     if dist.is_available() and dist.is_initialized():
+        # Wait for every rank first: rank 0 may still be evaluating or saving while the others are done, and a rank
+        # that tears its side of the group down under a peer's feet can abort at exit (seen once with gloo: SIGABRT,
+        # "terminate called without an active exception").
+        dist.barrier()
         dist.destroy_process_group()
